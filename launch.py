@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""The one entry point.
+
+    python launch.py [flags]        set up ./venv on first run, then serve the web UI
+    python launch.py test [args]    set up, install test requirements, run pytest (args go to pytest)
+
+Set-up is stdlib-only (``modules/bootstrap.py``) so it runs on a bare Python;
+everything heavy is imported only after we are inside the virtual environment.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+COMMANDS = ("serve", "test")
+
+
+def split_command(argv: list[str]) -> tuple[str, list[str]]:
+    if argv and argv[0] in COMMANDS:
+        return argv[0], argv[1:]
+    return "serve", argv
+
+
+def prepare_environment(argv: list[str], command: str) -> None:
+    from modules import bootstrap
+
+    if not bootstrap.in_virtualenv():
+        bootstrap.reexec_in_venv(ROOT, argv)  # does not return
+    bootstrap.install_requirements(ROOT / "requirements.txt")
+    if command == "test":
+        bootstrap.install_requirements(ROOT / "requirements-test.txt")
+        bootstrap.ensure_chromium()
+
+
+def run_tests(pytest_args: list[str]) -> int:
+    command = [sys.executable, "-m", "pytest", *pytest_args]
+    return subprocess.call(command, cwd=ROOT)
+
+
+def main(argv: list[str]) -> int:
+    command, rest = split_command(argv)
+    if command == "test":
+        prepare_environment(argv, command)
+        return run_tests(rest)
+    if "--skip-install" not in rest:
+        prepare_environment(argv, command)
+    from modules.config import parse_config
+
+    config = parse_config(rest, ROOT)  # --help and bad flags answer before the heavy imports
+    from webui.server import serve
+
+    return serve(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
