@@ -1,0 +1,161 @@
+"""Load a checkpoint file into nets on the device policy's device and dtypes.
+
+The nets' attribute paths equal the checkpoint's key names, so loading is a
+prefix split followed by a strict ``load_state_dict``: a missing or
+unexpected key is an error, never silently ignored. Nets are built on the
+``meta`` device and the file's tensors are assigned into them, so no time or
+memory is spent on random initialisation that would be overwritten.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from modules.device.policy import DevicePolicy
+from modules.models.detect import detect_checkpoint, detect_vae_file
+from modules.models.families import DetectedModel
+from modules.models.files import CheckpointFile
+from modules.models.safe_load import CheckpointError, load_state_dict
+from modules.nets.text_encoders import TextEncoder
+from modules.nets.tokenizer import build_clip_tokenizer
+from modules.nets.unet import UNetModel
+from modules.nets.vae import AutoencoderKL
+
+UNET_PREFIX = "model.diffusion_model."
+VAE_PREFIX = "first_stage_model."
+TEXT_ENCODER_PREFIX = "cond_stage_model."
+# Entries real checkpoints carry that are not weights of the three nets:
+# the DDPM training schedule buffers (Ho et al. 2020), EMA copies and counters,
+# and the autoencoder's training loss (LPIPS + discriminator).
+NON_WEIGHT_KEYS = re.compile(
+    r"^(model_ema\.|betas$|alphas_cumprod(_prev)?$|sqrt_|log_one_minus_alphas_cumprod$|posterior_"
+    r"|lvlb_weights$|logvar$|first_stage_model\.loss\.)"
+)
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """What identifies a loaded model: the checkpoint file and the VAE file that replaced its own."""
+
+    checkpoint: CheckpointFile
+    vae: CheckpointFile | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointParts:
+    unet: dict[str, Tensor]
+    vae: dict[str, Tensor]
+    text_encoder: dict[str, Tensor]
+    # The schedule the model was trained with, when the file carries it.
+    alphas_cumprod: Tensor | None
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    checkpoint: CheckpointFile
+    vae_file: CheckpointFile | None
+    detected: DetectedModel
+    unet: UNetModel
+    vae: AutoencoderKL
+    text_encoder: TextEncoder
+    tokenizer: object  # transformers.CLIPTokenizer
+    policy: DevicePolicy
+    alphas_cumprod: Tensor | None
+
+
+class CheckpointLayoutError(CheckpointError):
+    """The file's keys do not fit the nets its layout was detected as."""
+
+
+def split_checkpoint(state: Mapping[str, Tensor], source: str) -> CheckpointParts:
+    parts: dict[str, dict[str, Tensor]] = {UNET_PREFIX: {}, VAE_PREFIX: {}, TEXT_ENCODER_PREFIX: {}}
+    unexpected = []
+    for key, tensor in state.items():
+        prefix = next((p for p in parts if key.startswith(p)), None)
+        if prefix is not None and not NON_WEIGHT_KEYS.match(key):
+            parts[prefix][key[len(prefix):]] = tensor
+        elif prefix is None and not NON_WEIGHT_KEYS.match(key):
+            unexpected.append(key)
+    if unexpected:
+        raise CheckpointLayoutError(f"{source}: unexpected keys {_sample(unexpected)}")
+    alphas = state.get("alphas_cumprod")
+    return CheckpointParts(
+        parts[UNET_PREFIX], parts[VAE_PREFIX], parts[TEXT_ENCODER_PREFIX],
+        alphas.float() if alphas is not None else None,
+    )
+
+
+def _sample(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return f"({len(keys)}): {shown}{', ...' if len(keys) > limit else ''}"
+
+
+def load_strictly(net: nn.Module, state: Mapping[str, Tensor], what: str) -> None:
+    """Assign ``state`` into ``net`` (built on meta); every key must match both ways."""
+    try:
+        net.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as error:
+        raise CheckpointLayoutError(f"{what}: {error}") from error
+    left_on_meta = [name for name, t in [*net.named_parameters(), *net.named_buffers()] if t.is_meta]
+    if left_on_meta:
+        raise CheckpointLayoutError(f"{what}: not filled by the file {_sample(left_on_meta)}")
+
+
+def build_unet(detected: DetectedModel, state: Mapping[str, Tensor], source: str) -> UNetModel:
+    with torch.device("meta"):
+        unet = UNetModel(detected.unet)
+    load_strictly(unet, state, f"{source} (UNet)")
+    return unet
+
+
+def build_vae(detected_vae, state: Mapping[str, Tensor], source: str) -> AutoencoderKL:
+    with torch.device("meta"):
+        vae = AutoencoderKL(detected_vae)
+    try:
+        vae.load_ldm_state_dict(state, assign=True)
+    except (RuntimeError, ValueError) as error:
+        raise CheckpointLayoutError(f"{source} (VAE): {error}") from error
+    return vae
+
+
+def build_text_encoder(detected: DetectedModel, state: Mapping[str, Tensor], source: str) -> TextEncoder:
+    encoder = TextEncoder(detected.text_encoder)
+    try:
+        encoder.load_ldm_state_dict(state)
+    except (RuntimeError, ValueError) as error:
+        raise CheckpointLayoutError(f"{source} (text encoder): {error}") from error
+    return encoder
+
+
+def load_vae_file(vae_file: CheckpointFile, latent_channels: int) -> AutoencoderKL:
+    state = load_state_dict(vae_file.path)
+    state = {k.removeprefix(VAE_PREFIX): v for k, v in state.items() if not NON_WEIGHT_KEYS.match(k)}
+    config = detect_vae_file({k: tuple(v.shape) for k, v in state.items()})
+    if config.embed_dim != latent_channels:
+        raise CheckpointLayoutError(
+            f"{vae_file.path}: VAE with {config.embed_dim} latent channels cannot serve a model with {latent_channels}"
+        )
+    return build_vae(config, state, str(vae_file.path))
+
+
+def load_model(checkpoint: CheckpointFile, vae_file: CheckpointFile | None, policy: DevicePolicy) -> LoadedModel:
+    source = str(checkpoint.path)
+    detected = detect_checkpoint(checkpoint.path)
+    parts = split_checkpoint(load_state_dict(checkpoint.path), source)
+    unet = build_unet(detected, parts.unet, source)
+    text_encoder = build_text_encoder(detected, parts.text_encoder, source)
+    if vae_file is None:
+        vae = build_vae(detected.vae, parts.vae, source)
+    else:
+        vae = load_vae_file(vae_file, detected.vae.embed_dim)
+    for net, dtype in ((unet, policy.unet_dtype), (text_encoder, policy.text_encoder_dtype), (vae, policy.vae_dtype)):
+        net.to(device=policy.device, dtype=dtype).eval().requires_grad_(False)
+    tokenizer = build_clip_tokenizer(pad_token_id=detected.text_encoder.pad_token_id)
+    return LoadedModel(
+        checkpoint, vae_file, detected, unet, vae, text_encoder, tokenizer, policy, parts.alphas_cumprod
+    )

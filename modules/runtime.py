@@ -1,0 +1,147 @@
+"""Runtime: the one object that owns the process's state.
+
+It is built once from the AppConfig (``launch.py``, tests) and passed
+explicitly to the UI, the API and the CLI; nothing else keeps state.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from modules.config import AppConfig
+from modules.device.policy import DevicePolicy, choose_device_policy, probe_cuda
+from modules.models.cache import ModelCache
+from modules.models.files import VAE_SUFFIXES, CheckpointFile, find_checkpoint, scan_checkpoints, scan_vae_files
+from modules.models.hashing import HashCache
+from modules.models.load import LoadedModel, ModelKey, load_model
+from modules.options import Options, OptionsError, OptionsStore
+
+# Two SD1.5 models in fp32 take about 8 GiB; keep a second one only when that fits twice over.
+_RAM_FOR_TWO_MODELS = 16 * 1024**3
+VAE_AUTOMATIC = "Automatic"
+VAE_NONE = "None"
+
+
+class NoCheckpointError(LookupError):
+    """No checkpoint file was found in any checkpoint folder."""
+
+
+def available_ram_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def automatic_cache_capacity(policy: DevicePolicy, ram_bytes: int | None) -> int:
+    if policy.is_cuda:
+        return 1
+    return 2 if ram_bytes is not None and ram_bytes >= _RAM_FOR_TWO_MODELS else 1
+
+
+class Runtime:
+    def __init__(self, config: AppConfig, *, cuda_available: bool | None = None):
+        self.config = config
+        self.options = OptionsStore(config.options_file)
+        cuda = probe_cuda() if cuda_available is None else cuda_available
+        self.device_policy = choose_device_policy(config.device, cuda)
+        self.hashes = HashCache(config.hash_cache_file)
+        self._scan_lock = threading.Lock()
+        self._checkpoints: list[CheckpointFile] | None = None
+        self._vae_files: list[CheckpointFile] | None = None
+        self._chosen_this_session: str | None = None
+        self.models: ModelCache[ModelKey, LoadedModel] = ModelCache(self._load, self._cache_capacity(self.options.current))
+
+    # ----- files -----
+    def checkpoints(self, refresh: bool = False) -> list[CheckpointFile]:
+        with self._scan_lock:
+            if refresh or self._checkpoints is None:
+                self._checkpoints = scan_checkpoints(self.config.ckpt_dirs, self.config.ckpt_files, self.hashes)
+            return list(self._checkpoints)
+
+    def vae_files(self, refresh: bool = False) -> list[CheckpointFile]:
+        with self._scan_lock:
+            if refresh or self._vae_files is None:
+                self._vae_files = scan_vae_files(self.config.vae_dirs, self.hashes)
+            return list(self._vae_files)
+
+    def resolve_checkpoint(self, query: str | None = None) -> CheckpointFile:
+        """The checkpoint a request names; else the one chosen in this session, else ``--ckpt``,
+        else the saved default, else the first one found."""
+        files = self.checkpoints()
+        if not files:
+            folders = ", ".join(str(d) for d in self.config.ckpt_dirs)
+            raise NoCheckpointError(f"no checkpoint found: put a .safetensors file in {folders}")
+        if query:
+            return find_checkpoint(files, query)
+        explicit = [f for f in files if f.path in self.config.ckpt_files]
+        if self._chosen_this_session is None and explicit:
+            return explicit[0]
+        default = self.options.current.sd_model_checkpoint
+        if default:
+            try:
+                return find_checkpoint(files, default)
+            except KeyError:
+                pass  # the saved default was deleted or renamed: fall back to the first file
+        return files[0]
+
+    def resolve_vae(self, checkpoint: CheckpointFile, choice: str | None = None) -> CheckpointFile | None:
+        """A VAE file to use instead of the checkpoint's own, or None to keep its own.
+
+        "Automatic" picks a VAE file named like the checkpoint (``<stem>.vae.*``
+        beside it or in the VAE folders, as A1111 does); "None" keeps the
+        checkpoint's VAE; anything else must name a file in the VAE folders.
+        """
+        choice = choice or self.options.current.sd_vae
+        if choice == VAE_NONE:
+            return None
+        if choice == VAE_AUTOMATIC:
+            return self._automatic_vae(checkpoint)
+        return find_checkpoint(self.vae_files(), choice)
+
+    def _automatic_vae(self, checkpoint: CheckpointFile) -> CheckpointFile | None:
+        """``<stem>.vae.<ext>`` beside the checkpoint, else a VAE-folder file with that name or ``<stem>.<ext>``."""
+        stem = checkpoint.path.stem
+        for suffix in VAE_SUFFIXES:
+            beside = checkpoint.path.with_name(f"{stem}.vae{suffix}")
+            if beside.is_file():
+                return CheckpointFile.from_file(beside, beside.name, self.hashes.sha256(beside))
+        wanted = {f"{stem}.vae{suffix}" for suffix in VAE_SUFFIXES} | {f"{stem}{suffix}" for suffix in VAE_SUFFIXES}
+        return next((vae for vae in self.vae_files() if vae.path.name in wanted), None)
+
+    # ----- models -----
+    def acquire_model(self, checkpoint_query: str | None = None, vae_choice: str | None = None) -> LoadedModel:
+        checkpoint = self.resolve_checkpoint(checkpoint_query)
+        vae = self.resolve_vae(checkpoint, vae_choice)
+        return self.models.acquire(ModelKey(checkpoint, vae))
+
+    def set_default_checkpoint(self, query: str) -> LoadedModel:
+        """Load the named checkpoint, then make it the default (a failed load changes nothing)."""
+        model = self.acquire_model(query)
+        self.options.update({"sd_model_checkpoint": model.checkpoint.title})
+        self._chosen_this_session = model.checkpoint.title
+        return model
+
+    def update_options(self, changes: dict) -> Options:
+        if "sd_model_checkpoint" in changes and changes["sd_model_checkpoint"] is not None:
+            try:
+                title = find_checkpoint(self.checkpoints(), changes["sd_model_checkpoint"]).title
+            except KeyError as error:
+                raise OptionsError("sd_model_checkpoint", str(error.args[0])) from error
+            changes = {**changes, "sd_model_checkpoint": title}
+            self._chosen_this_session = title
+        options = self.options.update(changes)
+        self.models.set_capacity(self._cache_capacity(options))
+        return options
+
+    def _cache_capacity(self, options: Options) -> int:
+        if options.sd_checkpoints_limit is not None:
+            return options.sd_checkpoints_limit
+        return automatic_cache_capacity(self.device_policy, available_ram_bytes())
+
+    def _load(self, key: ModelKey) -> LoadedModel:
+        return load_model(key.checkpoint, key.vae, self.device_policy)
