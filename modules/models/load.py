@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 import torch
@@ -22,9 +23,10 @@ from modules.models.families import DetectedModel
 from modules.models.files import CheckpointFile
 from modules.models.safe_load import CheckpointError, load_state_dict
 from modules.nets.text_encoders import TextEncoder
+from modules.nets.configs import TextEncoderConfig, UNetConfig, VAEConfig
 from modules.nets.tokenizer import build_clip_tokenizer
 from modules.nets.unet import UNetModel
-from modules.nets.vae import AutoencoderKL
+from modules.nets.vae import AutoencoderKL, vae_state_with_conv_attention
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -72,7 +74,7 @@ class CheckpointLayoutError(CheckpointError):
     """The file's keys do not fit the nets its layout was detected as."""
 
 
-def split_checkpoint(state: Mapping[str, Tensor], source: str) -> CheckpointParts:
+def split_checkpoint(state: Mapping[str, Tensor], source: Path) -> CheckpointParts:
     parts: dict[str, dict[str, Tensor]] = {UNET_PREFIX: {}, VAE_PREFIX: {}, TEXT_ENCODER_PREFIX: {}}
     unexpected = []
     for key, tensor in state.items():
@@ -82,7 +84,7 @@ def split_checkpoint(state: Mapping[str, Tensor], source: str) -> CheckpointPart
         elif prefix is None and not NON_WEIGHT_KEYS.match(key):
             unexpected.append(key)
     if unexpected:
-        raise CheckpointLayoutError(f"{source}: unexpected keys {_sample(unexpected)}")
+        raise CheckpointLayoutError(source, f"unexpected keys {_sample(unexpected)}")
     alphas = state.get("alphas_cumprod")
     return CheckpointParts(
         parts[UNET_PREFIX], parts[VAE_PREFIX], parts[TEXT_ENCODER_PREFIX],
@@ -95,40 +97,37 @@ def _sample(keys: list[str], limit: int = 8) -> str:
     return f"({len(keys)}): {shown}{', ...' if len(keys) > limit else ''}"
 
 
-def load_strictly(net: nn.Module, state: Mapping[str, Tensor], what: str) -> None:
+def load_strictly(net: nn.Module, state: Mapping[str, Tensor], source: Path, part: str) -> None:
     """Assign ``state`` into ``net`` (built on meta); every key must match both ways."""
     try:
         net.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as error:
-        raise CheckpointLayoutError(f"{what}: {error}") from error
+        raise CheckpointLayoutError(source, f"({part}) {error}") from error
     left_on_meta = [name for name, t in [*net.named_parameters(), *net.named_buffers()] if t.is_meta]
     if left_on_meta:
-        raise CheckpointLayoutError(f"{what}: not filled by the file {_sample(left_on_meta)}")
+        raise CheckpointLayoutError(source, f"({part}) not filled by the file {_sample(left_on_meta)}")
 
 
-def build_unet(detected: DetectedModel, state: Mapping[str, Tensor], source: str) -> UNetModel:
+def build_unet(config: UNetConfig, state: Mapping[str, Tensor], source: Path) -> UNetModel:
     with torch.device("meta"):
-        unet = UNetModel(detected.unet)
-    load_strictly(unet, state, f"{source} (UNet)")
+        unet = UNetModel(config)
+    load_strictly(unet, state, source, "UNet")
     return unet
 
 
-def build_vae(detected_vae, state: Mapping[str, Tensor], source: str) -> AutoencoderKL:
+def build_vae(config: VAEConfig, state: Mapping[str, Tensor], source: Path) -> AutoencoderKL:
     with torch.device("meta"):
-        vae = AutoencoderKL(detected_vae)
-    try:
-        vae.load_ldm_state_dict(state, assign=True)
-    except (RuntimeError, ValueError) as error:
-        raise CheckpointLayoutError(f"{source} (VAE): {error}") from error
+        vae = AutoencoderKL(config)
+    load_strictly(vae, vae_state_with_conv_attention(state), source, "VAE")
     return vae
 
 
-def build_text_encoder(detected: DetectedModel, state: Mapping[str, Tensor], source: str) -> TextEncoder:
-    encoder = TextEncoder(detected.text_encoder)
+def build_text_encoder(config: TextEncoderConfig, state: Mapping[str, Tensor], source: Path) -> TextEncoder:
+    encoder = TextEncoder(config)
     try:
         encoder.load_ldm_state_dict(state)
-    except (RuntimeError, ValueError) as error:
-        raise CheckpointLayoutError(f"{source} (text encoder): {error}") from error
+    except ValueError as error:
+        raise CheckpointLayoutError(source, f"(text encoder) {error}") from error
     return encoder
 
 
@@ -138,17 +137,17 @@ def load_vae_file(vae_file: CheckpointFile, latent_channels: int) -> Autoencoder
     config = detect_vae_file({k: tuple(v.shape) for k, v in state.items()})
     if config.embed_dim != latent_channels:
         raise CheckpointLayoutError(
-            f"{vae_file.path}: VAE with {config.embed_dim} latent channels cannot serve a model with {latent_channels}"
+            vae_file.path, f"a VAE with {config.embed_dim} latent channels cannot serve a model with {latent_channels}"
         )
-    return build_vae(config, state, str(vae_file.path))
+    return build_vae(config, state, vae_file.path)
 
 
 def load_model(checkpoint: CheckpointFile, vae_file: CheckpointFile | None, policy: DevicePolicy) -> LoadedModel:
-    source = str(checkpoint.path)
-    detected = detect_checkpoint(checkpoint.path)
-    parts = split_checkpoint(load_state_dict(checkpoint.path), source)
-    unet = build_unet(detected, parts.unet, source)
-    text_encoder = build_text_encoder(detected, parts.text_encoder, source)
+    source = checkpoint.path
+    detected = detect_checkpoint(source)
+    parts = split_checkpoint(load_state_dict(source), source)
+    unet = build_unet(detected.unet, parts.unet, source)
+    text_encoder = build_text_encoder(detected.text_encoder, parts.text_encoder, source)
     if vae_file is None:
         vae = build_vae(detected.vae, parts.vae, source)
     else:

@@ -189,7 +189,8 @@ class UNetModel(nn.Module):
         )
         self.output_blocks = nn.ModuleList()
         self._build_output_blocks(emb_dim, skip_channels)
-        self.out = nn.Sequential(norm(mc), nn.SiLU(), nn.Conv2d(mc, config.out_channels, 3, padding=1))
+        out_ch = mc * config.channel_mult[0]
+        self.out = nn.Sequential(norm(out_ch), nn.SiLU(), nn.Conv2d(out_ch, config.out_channels, 3, padding=1))
 
     def _transformer(self, channels: int) -> SpatialTransformer:
         c = self.config

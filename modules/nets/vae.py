@@ -9,6 +9,8 @@ Scaling latents by ``VAEConfig.scale_factor`` is the caller's job.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -157,6 +159,13 @@ class Decoder(nn.Module):
 _ATTENTION_PROJECTIONS = (".attn_1.q.weight", ".attn_1.k.weight", ".attn_1.v.weight", ".attn_1.proj_out.weight")
 
 
+def vae_state_with_conv_attention(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {
+        key: value[:, :, None, None] if key.endswith(_ATTENTION_PROJECTIONS) and value.ndim == 2 else value
+        for key, value in state.items()
+    }
+
+
 class AutoencoderKL(nn.Module):
     """``first_stage_model``: images in [-1, 1] <-> unscaled latents."""
 
@@ -168,13 +177,9 @@ class AutoencoderKL(nn.Module):
         self.quant_conv = nn.Conv2d(2 * config.z_channels, 2 * config.embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1)
 
-    def load_ldm_state_dict(self, state: dict[str, Tensor], assign: bool = False) -> None:
+    def load_ldm_state_dict(self, state: Mapping[str, Tensor], assign: bool = False) -> None:
         """Strictly load checkpoint-layout keys (prefix stripped), accepting Linear-shaped attention weights."""
-        fixed = {
-            key: value[:, :, None, None] if key.endswith(_ATTENTION_PROJECTIONS) and value.ndim == 2 else value
-            for key, value in state.items()
-        }
-        self.load_state_dict(fixed, strict=True, assign=assign)
+        self.load_state_dict(vae_state_with_conv_attention(state), strict=True, assign=assign)
 
     def encode_moments(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of the diagonal Gaussian posterior q(z|x)."""

@@ -8,6 +8,7 @@ strict paths. Tolerance: max |ours - theirs| / max |theirs| <= 1e-4 in fp32.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL as DiffusersAutoencoderKL
@@ -52,7 +53,7 @@ class Family:
 
 def unet_pair(family: Family, checkpoint: dict[str, Tensor], heads_from_ours: bool = True) -> NetPair:
     ours = UNetModel(family.unet).eval()
-    ours.load_state_dict(split_checkpoint(checkpoint, "test").unet, strict=True)
+    ours.load_state_dict(split_checkpoint(checkpoint, Path("test")).unet, strict=True)
     config = sfu.create_unet_diffusers_config_from_ldm(family.yaml(), checkpoint)
     if heads_from_ours:
         # diffusers' "attention_head_dim" is the head count per level (legacy name).
@@ -64,7 +65,7 @@ def unet_pair(family: Family, checkpoint: dict[str, Tensor], heads_from_ours: bo
 
 def vae_pair(family: Family, checkpoint: dict[str, Tensor]) -> NetPair:
     ours = AutoencoderKL(family.vae).eval()
-    ours.load_ldm_state_dict(split_checkpoint(checkpoint, "test").vae)
+    ours.load_ldm_state_dict(split_checkpoint(checkpoint, Path("test")).vae)
     config = sfu.create_vae_diffusers_config_from_ldm(family.yaml(), checkpoint)
     theirs = DiffusersAutoencoderKL(**config).eval()
     theirs.load_state_dict(sfu.convert_ldm_vae_checkpoint(checkpoint, config), strict=True)
@@ -74,7 +75,7 @@ def vae_pair(family: Family, checkpoint: dict[str, Tensor]) -> NetPair:
 def text_pair(family: Family, checkpoint: dict[str, Tensor], their_layers: int | None = None) -> NetPair:
     """``their_layers``: diffusers' SD2 text model keeps 23 of OpenCLIP-H's 24 layers (it conditions on the last one)."""
     ours = TextEncoder(family.text).eval()
-    ours.load_ldm_state_dict(split_checkpoint(checkpoint, "test").text_encoder)
+    ours.load_ldm_state_dict(split_checkpoint(checkpoint, Path("test")).text_encoder)
     config = clip_text_config(family.text)
     if their_layers is not None:
         config.num_hidden_layers = their_layers
