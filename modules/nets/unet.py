@@ -37,9 +37,10 @@ class GroupNorm32(nn.GroupNorm):
     """GroupNorm computed in fp32 whatever the input dtype (fp16 variance overflows)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dtype == torch.float32:
+        if x.dtype == torch.float32 and self.weight.dtype == torch.float32:
             return super().forward(x)
-        return super().forward(x.float()).to(x.dtype)
+        out = F.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(), self.eps)
+        return out.to(x.dtype)
 
 
 def norm(channels: int, eps: float = 1e-5) -> GroupNorm32:

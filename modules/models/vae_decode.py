@@ -1,0 +1,38 @@
+"""Decoding latents under the device policy's VAE precision.
+
+The SD VAE's decoder activations exceed fp16's range on some latents, giving
+NaN images. When the policy allows it, a NaN decode is retried in fp32 and the
+VAE stays in fp32 afterwards (one overflow predicts more on the same model).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor
+
+from modules.nets.vae import AutoencoderKL
+
+log = logging.getLogger(__name__)
+
+
+class VAEPrecisionError(RuntimeError):
+    """The decode produced NaN and no fp32 retry was allowed."""
+
+
+def vae_dtype(vae: AutoencoderKL) -> torch.dtype:
+    return next(vae.parameters()).dtype
+
+
+def decode_latents(vae: AutoencoderKL, latents: Tensor, retry_in_fp32: bool) -> Tensor:
+    """Unscaled latents -> fp32 images in [-1, 1] (values as decoded, not clamped)."""
+    dtype = vae_dtype(vae)
+    images = vae.decode(latents.to(dtype))
+    if not torch.isnan(images).any():
+        return images.float()
+    if not retry_in_fp32 or dtype == torch.float32:
+        raise VAEPrecisionError(f"the VAE decode in {dtype} produced NaN; run with --no-half-vae")
+    log.warning("VAE decode in %s produced NaN: converting the VAE to float32 and decoding again", dtype)
+    vae.to(torch.float32)
+    return vae.decode(latents.float())
