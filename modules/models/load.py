@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from modules.device.policy import DevicePolicy
-from modules.models.detect import detect_checkpoint, detect_vae_file
+from modules.models.detect import UNET_PREFIX, VAE_PREFIX, detect_checkpoint, detect_vae_file
 from modules.models.families import DetectedModel
 from modules.models.files import CheckpointFile
 from modules.models.safe_load import CheckpointError, load_state_dict
@@ -28,8 +28,6 @@ from modules.nets.tokenizer import build_clip_tokenizer
 from modules.nets.unet import UNetModel
 from modules.nets.vae import AutoencoderKL, vae_state_with_conv_attention
 
-UNET_PREFIX = "model.diffusion_model."
-VAE_PREFIX = "first_stage_model."
 TEXT_ENCODER_PREFIX = "cond_stage_model."
 # Entries real checkpoints carry that are not weights of the three nets:
 # the DDPM training schedule buffers (Ho et al. 2020), EMA copies and counters,
