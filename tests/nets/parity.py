@@ -51,43 +51,58 @@ class Family:
         return ldm_yaml_config(self.unet, self.vae, self.text)
 
 
-def unet_pair(family: Family, checkpoint: dict[str, Tensor], heads_from_ours: bool = True) -> NetPair:
-    ours = UNetModel(family.unet).eval()
-    ours.load_state_dict(split_checkpoint(checkpoint, Path("test")).unet, strict=True)
+def diffusers_unet(family: Family, checkpoint: dict[str, Tensor], heads_from_ours: bool = True) -> UNet2DConditionModel:
     config = sfu.create_unet_diffusers_config_from_ldm(family.yaml(), checkpoint)
     if heads_from_ours:
-        # diffusers' "attention_head_dim" is the head count per level (legacy name).
+        # diffusers' "attention_head_dim" is the head count per level (legacy name); its
+        # SD2 rule (channels // 64) gives 0 heads below 64 channels, ours at least 1.
         config["attention_head_dim"] = [family.unet.heads_at(family.unet.model_channels * m) for m in family.unet.channel_mult]
-    theirs = UNet2DConditionModel(**config).eval()
-    theirs.load_state_dict(sfu.convert_ldm_unet_checkpoint(checkpoint, config), strict=True)
-    return NetPair(ours, theirs)
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**config)
+    unet.load_state_dict(sfu.convert_ldm_unet_checkpoint(checkpoint, config), strict=True, assign=True)
+    return unet.eval()
+
+
+def diffusers_vae(family: Family, checkpoint: dict[str, Tensor]) -> DiffusersAutoencoderKL:
+    config = sfu.create_vae_diffusers_config_from_ldm(family.yaml(), checkpoint)
+    with torch.device("meta"):
+        vae = DiffusersAutoencoderKL(**config)
+    vae.load_state_dict(sfu.convert_ldm_vae_checkpoint(checkpoint, config), strict=True, assign=True)
+    return vae.eval()
+
+
+def diffusers_text_encoder(family: Family, checkpoint: dict[str, Tensor]) -> CLIPTextModel:
+    """diffusers' SD2 text model keeps OpenCLIP-H's layers but the last (it conditions on the last one kept)."""
+    config = clip_text_config(family.text)
+    if family.text.layout is TextEncoderLayout.OPEN_CLIP:
+        config.num_hidden_layers -= 1
+    model = CLIPTextModel(config).eval()
+    if family.text.layout is TextEncoderLayout.CLIP_L:
+        converted = sfu.convert_ldm_clip_checkpoint(checkpoint)
+    else:
+        converted = sfu.convert_open_clip_checkpoint(model, checkpoint)
+    converted = {k.removeprefix("text_model."): v for k, v in converted.items()}
+    kept = {k: v for k, v in converted.items() if not _layer_index(k) >= config.num_hidden_layers}
+    model.load_state_dict(kept, strict=True)
+    return model
+
+
+def unet_pair(family: Family, checkpoint: dict[str, Tensor]) -> NetPair:
+    ours = UNetModel(family.unet).eval()
+    ours.load_state_dict(split_checkpoint(checkpoint, Path("test")).unet, strict=True)
+    return NetPair(ours, diffusers_unet(family, checkpoint))
 
 
 def vae_pair(family: Family, checkpoint: dict[str, Tensor]) -> NetPair:
     ours = AutoencoderKL(family.vae).eval()
     ours.load_ldm_state_dict(split_checkpoint(checkpoint, Path("test")).vae)
-    config = sfu.create_vae_diffusers_config_from_ldm(family.yaml(), checkpoint)
-    theirs = DiffusersAutoencoderKL(**config).eval()
-    theirs.load_state_dict(sfu.convert_ldm_vae_checkpoint(checkpoint, config), strict=True)
-    return NetPair(ours, theirs)
+    return NetPair(ours, diffusers_vae(family, checkpoint))
 
 
-def text_pair(family: Family, checkpoint: dict[str, Tensor], their_layers: int | None = None) -> NetPair:
-    """``their_layers``: diffusers' SD2 text model keeps 23 of OpenCLIP-H's 24 layers (it conditions on the last one)."""
+def text_pair(family: Family, checkpoint: dict[str, Tensor]) -> NetPair:
     ours = TextEncoder(family.text).eval()
     ours.load_ldm_state_dict(split_checkpoint(checkpoint, Path("test")).text_encoder)
-    config = clip_text_config(family.text)
-    if their_layers is not None:
-        config.num_hidden_layers = their_layers
-    theirs = CLIPTextModel(config).eval()
-    if family.text.layout is TextEncoderLayout.CLIP_L:
-        converted = sfu.convert_ldm_clip_checkpoint(checkpoint)
-    else:
-        converted = sfu.convert_open_clip_checkpoint(theirs, checkpoint)
-    converted = {k.removeprefix("text_model."): v for k, v in converted.items()}
-    kept = {k: v for k, v in converted.items() if not _layer_index(k) >= config.num_hidden_layers}
-    theirs.load_state_dict(kept, strict=True)
-    return NetPair(ours, theirs)
+    return NetPair(ours, diffusers_text_encoder(family, checkpoint))
 
 
 def _layer_index(key: str) -> float:

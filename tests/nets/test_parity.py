@@ -76,7 +76,7 @@ def test_sd1_text_encoder(clip_skip: int) -> None:
 @torch.inference_mode()
 def test_sd2_text_encoder_conditions_on_the_penultimate_layer() -> None:
     # diffusers drops OpenCLIP's last layer and uses the rest's last hidden state.
-    pair = text_pair(SD2, SD2.checkpoint(), their_layers=SD2.text.num_layers - 1)
+    pair = text_pair(SD2, SD2.checkpoint())
     tokens = token_inputs(SD2)
     expected = pair.theirs(input_ids=tokens).last_hidden_state
     assert relative_difference(pair.ours.encode(tokens), expected) <= MAX_RELATIVE_DIFFERENCE

@@ -12,21 +12,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import AutoencoderKL as DiffusersAutoencoderKL
-from diffusers import UNet2DConditionModel
-from diffusers.loaders import single_file_utils as sfu
 from safetensors.torch import load_file, save_file
-from transformers import CLIPTextModel
 
 from modules.config import DeviceFlags
 from modules.device.policy import choose_device_policy
 from modules.models.families import ModelFamily, Prediction
 from modules.models.files import CheckpointFile
 from modules.models.load import LoadedModel, load_model
-from modules.nets.configs import TextEncoderLayout
-from modules.nets.text_encoders import clip_text_config
 from tests.nets.checkpoints import SD15_TEXT, SD15_UNET, SD15_VAE, SD21_TEXT, SD21_UNET, SD21_VAE
-from tests.nets.parity import MAX_RELATIVE_DIFFERENCE, Family, latent_inputs, relative_difference, token_inputs
+from tests.nets.parity import (
+    MAX_RELATIVE_DIFFERENCE, Family, diffusers_text_encoder, diffusers_unet, diffusers_vae, latent_inputs,
+    relative_difference, token_inputs,
+)
 
 pytestmark = pytest.mark.fullsize
 
@@ -47,35 +44,6 @@ def load_ours(path: Path) -> LoadedModel:
     return load_model(checkpoint, None, choose_device_policy(DeviceFlags(), cuda_available=False))
 
 
-def diffusers_unet(family: Family, state: dict) -> UNet2DConditionModel:
-    config = sfu.create_unet_diffusers_config_from_ldm(family.yaml(), state)
-    with torch.device("meta"):
-        unet = UNet2DConditionModel(**config)
-    unet.load_state_dict(sfu.convert_ldm_unet_checkpoint(state, config), strict=True, assign=True)
-    return unet.eval()
-
-
-def diffusers_vae(family: Family, state: dict) -> DiffusersAutoencoderKL:
-    config = sfu.create_vae_diffusers_config_from_ldm(family.yaml(), state)
-    with torch.device("meta"):
-        vae = DiffusersAutoencoderKL(**config)
-    vae.load_state_dict(sfu.convert_ldm_vae_checkpoint(state, config), strict=True, assign=True)
-    return vae.eval()
-
-
-def diffusers_text_encoder(family: Family, state: dict) -> CLIPTextModel:
-    config = clip_text_config(family.text)
-    if family.text.layout is TextEncoderLayout.OPEN_CLIP:
-        config.num_hidden_layers -= 1  # diffusers keeps 23 of 24 layers and conditions on the last
-        model = CLIPTextModel(config)
-        converted = sfu.convert_open_clip_checkpoint(model, state)
-    else:
-        model = CLIPTextModel(config)
-        converted = sfu.convert_ldm_clip_checkpoint(state)
-    model.load_state_dict({k.removeprefix("text_model."): v for k, v in converted.items()}, strict=True)
-    return model.eval()
-
-
 @pytest.mark.parametrize("name", CASES)
 @torch.inference_mode()
 def test_full_size_checkpoint_loads_and_matches_diffusers(name: str, tmp_path: Path) -> None:
@@ -90,7 +58,7 @@ def test_full_size_checkpoint_loads_and_matches_diffusers(name: str, tmp_path: P
     state = {k: v.float() for k, v in load_file(str(path)).items()}
 
     x, t, context = latent_inputs(family, size=8)
-    theirs = diffusers_unet(family, state)
+    theirs = diffusers_unet(family, state, heads_from_ours=False)  # full size: diffusers' own head rule
     assert relative_difference(ours.unet(x, t, context), theirs(x, t, encoder_hidden_states=context).sample) <= MAX_RELATIVE_DIFFERENCE
     del theirs
     gc.collect()
