@@ -1,0 +1,116 @@
+"""Denoisers: a discrete-time noise-prediction model seen as an x0 estimator, and CFG.
+
+Samplers call ``denoiser(x, sigma) -> x0`` in the EDM formulation (Karras et al.
+2022): x = x0 + sigma * eps. A Stable Diffusion UNet instead takes the
+variance-preserving latent z = x / sqrt(sigma^2 + 1) at a training timestep t
+and predicts eps (Ho et al. 2020) or v (Salimans & Ho 2022). ``DiscreteDenoiser``
+converts between the two; ``CFGDenoiser`` applies classifier-free guidance (Ho &
+Salimans 2022) around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor
+
+from modules.models.families import Prediction
+from modules.sampling.schedules import sigma_to_timestep, sigmas_from_alphas_cumprod
+
+# model(x_scaled, timestep, **cond) -> eps or v, the UNet's calling convention.
+NoisePredictor = Callable[..., Tensor]
+
+
+@dataclass(frozen=True, eq=False)
+class DiscreteDenoiser:
+    """``model(x_scaled, timestep, **cond)`` predicting eps or v, as ``denoiser(x, sigma, **cond) -> x0``.
+
+    With c_in = 1 / sqrt(sigma^2 + 1) the model sees z = c_in x at the
+    (fractional) timestep whose training sigma is ``sigma`` (log-sigma
+    interpolation, ``schedules.sigma_to_timestep``). Then
+    - eps: x0 = x - sigma * eps;
+    - v (Salimans & Ho 2022, v = alpha eps - sigma_vp x0 with alpha = c_in and
+      sigma_vp = sigma c_in): x0 = c_skip x + c_out v, c_skip = 1 / (sigma^2 + 1),
+      c_out = -sigma / sqrt(sigma^2 + 1).
+    """
+
+    model: NoisePredictor
+    model_sigmas: Tensor  # the model's training sigmas, ascending in t
+    prediction: Prediction = Prediction.EPS
+
+    @classmethod
+    def from_alphas_cumprod(
+        cls, model: NoisePredictor, alphas_cumprod: Tensor, prediction: Prediction = Prediction.EPS
+    ) -> "DiscreteDenoiser":
+        return cls(model, sigmas_from_alphas_cumprod(alphas_cumprod), Prediction(prediction))
+
+    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        sigma = _per_image(sigma, x)
+        table = self.model_sigmas.to(device=x.device)
+        timestep = sigma_to_timestep(sigma, table)
+        column = sigma.reshape(-1, *([1] * (x.dim() - 1)))
+        c_in = 1 / (column**2 + 1) ** 0.5
+        output = self.model(x * c_in.to(x.dtype), timestep, **cond)
+        if self.prediction is Prediction.EPS:
+            return (x - output * column).to(x.dtype)
+        c_skip = 1 / (column**2 + 1)
+        c_out = -column * c_in
+        return (x * c_skip + output * c_out).to(x.dtype)
+
+
+def _per_image(sigma: Tensor | float, x: Tensor) -> Tensor:
+    """sigma as a float32-or-wider 1-D tensor with one level per image of x."""
+    sigma = torch.as_tensor(sigma, device=x.device)
+    dtype = torch.promote_types(sigma.dtype, torch.float32) if sigma.is_floating_point() else torch.float32
+    sigma = sigma.to(dtype).reshape(-1)
+    if sigma.numel() == 1:
+        sigma = sigma.expand(x.shape[0])
+    if sigma.numel() != x.shape[0]:
+        raise ValueError(f"sigma has {sigma.numel()} levels for a batch of {x.shape[0]} images")
+    return sigma
+
+
+@dataclass(frozen=True, eq=False)
+class CFGDenoiser:
+    """Classifier-free guidance (Ho & Salimans 2022): uncond + scale * (cond - uncond).
+
+    ``inner(x, sigma, context=..., **extra_inputs) -> x0`` is usually a
+    ``DiscreteDenoiser``. ``cond`` and ``uncond`` are per-image text
+    conditionings (opaque tensors, batch first) passed as ``context``. When their
+    shapes agree, one model call evaluates both: x and sigma repeated, contexts
+    concatenated as [cond, uncond]; otherwise (prompts of different lengths) they
+    run as two calls. ``extra_inputs`` (e.g. an inpainting model's image
+    conditioning) are the same for both halves and are repeated likewise. With
+    scale 1 the unconditional half is skipped: the result is the conditional
+    prediction.
+    """
+
+    inner: Callable[..., Tensor]
+    cond: Tensor
+    uncond: Tensor
+    scale: float
+    extra_inputs: Mapping[str, Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.cond.shape[0] != self.uncond.shape[0]:
+            raise ValueError(
+                f"CFG: cond has {self.cond.shape[0]} images but uncond has {self.uncond.shape[0]}; "
+                "each image needs its own negative conditioning"
+            )
+
+    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
+        sigma = _per_image(sigma, x)
+        if self.scale == 1:
+            return self.inner(x, sigma, context=self.cond, **self.extra_inputs)
+        if self.cond.shape == self.uncond.shape:
+            doubled = {name: torch.cat([value, value]) for name, value in self.extra_inputs.items()}
+            both = self.inner(
+                torch.cat([x, x]), torch.cat([sigma, sigma]), context=torch.cat([self.cond, self.uncond]), **doubled
+            )
+            conditional, unconditional = both.chunk(2)
+        else:
+            conditional = self.inner(x, sigma, context=self.cond, **self.extra_inputs)
+            unconditional = self.inner(x, sigma, context=self.uncond, **self.extra_inputs)
+        return unconditional + (conditional - unconditional) * self.scale
