@@ -85,3 +85,61 @@ def latents_to_images(model: LoadedModel, latents: Tensor) -> list[Image.Image]:
         pixels = decode_latents(model.vae, latents / model.detected.vae.scale_factor, model.policy.vae_retry_in_fp32)
     array = ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(np.ascontiguousarray(image)) for image in array]
+
+
+def images_to_latents(model: LoadedModel, images: Sequence[Image.Image]) -> Tensor:
+    """RGB images -> scaled latents (the posterior mean: deterministic, no draw from any RNG)."""
+    array = np.stack([np.asarray(image.convert("RGB"), dtype=np.float32) for image in images])
+    pixels = torch.from_numpy(array).permute(0, 3, 1, 2) / 127.5 - 1.0
+    vae = model.vae
+    dtype = next(vae.parameters()).dtype
+    with torch.inference_mode():
+        mean = vae.encode(pixels.to(model.policy.device, dtype))
+    return mean.float() * model.detected.vae.scale_factor
+
+
+def img2img_ladder(full: Tensor, steps: int, denoising_strength: float) -> Tensor:
+    """The tail of the ``steps``-step ladder that img2img walks, as A1111 cuts it:
+    ``t_enc = int(min(strength, 0.999) * steps)``, then ``sigmas[steps - t_enc - 1:]``
+    (t_enc + 1 steps, so even strength 0 takes one step at the smallest sigma)."""
+    t_enc = int(min(denoising_strength, 0.999) * steps)
+    return full[steps - t_enc - 1 :]
+
+
+@dataclass(frozen=True)
+class LatentMask:
+    """Inpainting in latent space: where ``keep`` is 1 the original latent is restored after every
+    denoiser call (A1111's CFG-denoiser blend), so unmasked areas come back unchanged."""
+
+    original: Tensor
+    keep: Tensor  # [B or 1, 1, h, w] in [0, 1]
+
+    def blend(self, denoised: Tensor) -> Tensor:
+        return self.original.to(denoised) * self.keep.to(denoised) + denoised * (1 - self.keep.to(denoised))
+
+
+def sample_img2img_latents(
+    model: LoadedModel,
+    init_latents: Tensor,
+    prompts: Sequence[str],
+    negatives: Sequence[str],
+    noise_spec: NoiseSpec,
+    choice: SamplingChoice,
+    denoising_strength: float,
+    mask: LatentMask | None = None,
+    callback: Callable[[SamplerStep], None] | None = None,
+) -> Tensor:
+    sampler, _ = resolve_sampler(choice.sampler_name)
+    sigmas = img2img_ladder(sigma_ladder(model, choice), choice.steps, denoising_strength).to(model.policy.device)
+    start = init_latents.to(model.policy.device, model.policy.unet_dtype)
+    cond, uncond = text_conditioning(model, prompts, negatives, choice.clip_skip)
+    noise = ImageNoise(noise_spec, device=model.policy.device, dtype=model.policy.unet_dtype)
+    x = start + noise.initial_noise() * sigmas[0]
+    inner = DiscreteDenoiser.from_alphas_cumprod(
+        model.unet, model_alphas_cumprod(model).to(model.policy.device), model.detected.prediction
+    )
+    guided = CFGDenoiser(inner, cond, uncond, choice.cfg_scale)
+    denoiser = guided if mask is None else (lambda x_, sigma: mask.blend(guided(x_, sigma)))
+    with torch.inference_mode():
+        result = sampler(denoiser, x, sigmas, noise=noise, callback=callback, **choice.knobs)
+    return result if mask is None else mask.blend(result)
