@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 from modules.config import AppConfig
+from modules.jobs import JobQueue
 from modules.device.policy import DevicePolicy, choose_device_policy, probe_cuda
 from modules.models.cache import ModelCache
 from modules.models.files import VAE_SUFFIXES, CheckpointFile, find_checkpoint, scan_checkpoints, scan_vae_files
@@ -54,6 +55,7 @@ class Runtime:
         self._checkpoints: list[CheckpointFile] | None = None
         self._vae_files: list[CheckpointFile] | None = None
         self._chosen_this_session: str | None = None
+        self.jobs = JobQueue()
         self.models: ModelCache[ModelKey, LoadedModel] = ModelCache(self._load, self._cache_capacity(self.options.current))
 
     # ----- files -----

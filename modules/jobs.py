@@ -1,0 +1,121 @@
+"""The job queue: one worker thread runs generations in order; callers get a Job to watch.
+
+UI clicks, API calls and the CLI all submit here (DESIGN §3), so two requests
+never run on the device at once. A Job carries progress (step counts and an
+ETA from the measured step rate), a queue position, and the user's interrupt
+("stop now, keep what is done") and skip ("end the current image") requests,
+which the generation checks between sampling steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int = 0
+    total_steps: int = 0
+    image: int = 0
+    images: int = 0
+    started: float | None = None  # time.monotonic() when the job started running
+
+    def fraction(self) -> float:
+        """Done fraction over the whole job (every image's steps)."""
+        if not self.total_steps or not self.images:
+            return 0.0
+        return min(1.0, (self.image * self.total_steps + self.step) / (self.images * self.total_steps))
+
+    def eta_seconds(self, now: float) -> float | None:
+        done = self.fraction()
+        if self.started is None or done <= 0:
+            return None
+        return (now - self.started) * (1 - done) / done
+
+
+class Job:
+    """A submitted piece of work: its result (a Future), progress, and stop requests."""
+
+    def __init__(self, job_id: str, work: Callable[["Job"], Any]):
+        self.id = job_id
+        self.work = work
+        self.future: Future = Future()
+        self.progress = Progress()
+        self._interrupt = threading.Event()
+        self._skip = threading.Event()
+        self._lock = threading.Lock()
+
+    def interrupt(self) -> None:
+        self._interrupt.set()
+
+    def skip(self) -> None:
+        self._skip.set()
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupt.is_set()
+
+    def take_skip(self) -> bool:
+        """Whether a skip was requested since the last call (a skip ends one image only)."""
+        with self._lock:
+            requested = self._skip.is_set()
+            self._skip.clear()
+            return requested
+
+    def report(self, **changes: Any) -> None:
+        with self._lock:
+            self.progress = Progress(**{**self.progress.__dict__, **changes})
+
+
+class JobQueue:
+    """FIFO of jobs run by one worker thread, started on the first submit (not at import)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._waiting: list[Job] = []
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._worker: threading.Thread | None = None
+        self.current: Job | None = None
+
+    def submit(self, work: Callable[[Job], Any]) -> Job:
+        job = Job(f"job-{next(self._ids)}", work)
+        with self._lock:
+            self._waiting.append(job)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, name="generation-worker", daemon=True)
+                self._worker.start()
+        self._queue.put(job)
+        return job
+
+    def position(self, job: Job) -> int:
+        """0 when running or done; n when n-1 jobs wait ahead of it."""
+        with self._lock:
+            return self._waiting.index(job) + 1 if job in self._waiting else 0
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        with self._lock:
+            worker = self._worker
+        if worker is not None:
+            self._queue.put(None)
+            worker.join(timeout)
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            with self._lock:
+                self._waiting.remove(job)
+                self.current = job
+            job.report(started=time.monotonic())
+            if job.future.set_running_or_notify_cancel():
+                try:
+                    job.future.set_result(job.work(job))
+                except Exception as error:  # the job's own error goes to its caller, the worker lives on
+                    job.future.set_exception(error)
+            with self._lock:
+                self.current = None
