@@ -1,0 +1,113 @@
+"""Generation parameters: typed, frozen, validated at the edge (DESIGN §3, step 1).
+
+Field names and defaults are A1111's (its API's ``StableDiffusionProcessing``
+fields), so the UI, the API and the infotext map onto them one to one.
+Sizes that are not multiples of 8 are rejected with a message rather than
+silently floored as A1111's API does: the user learns the size they will get.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from typing import Any
+
+from modules.sampling.catalog import resolve_sampler, resolve_schedule
+from modules.sampling.noise import RngSource
+
+SIZE_RANGE = (64, 2048)
+STEPS_RANGE = (1, 150)
+CFG_RANGE = (0.0, 30.0)
+BATCH_SIZE_RANGE = (1, 8)
+BATCH_COUNT_RANGE = (1, 100)
+CLIP_SKIP_RANGE = (1, 12)
+SEED_MAX = 2**32 - 1
+SUPPORTED_RNG = (RngSource.CPU, RngSource.GPU)
+
+
+class ParamsError(ValueError):
+    """Invalid parameters: every (field, reason) found, so the user can fix them all at once."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{name}: {reason}" for name, reason in problems))
+
+    @property
+    def field(self) -> str:
+        return self.problems[0][0]
+
+    @property
+    def reason(self) -> str:
+        return self.problems[0][1]
+
+
+@dataclass(frozen=True)
+class Txt2ImgParams:
+    prompt: str = ""
+    negative_prompt: str = ""
+    styles: tuple[str, ...] = ()
+    checkpoint: str | None = None  # a title, name or hash; None = the current default
+    vae: str | None = None  # None = the "SD VAE" setting
+    sampler_name: str = "DPM++ 2M"
+    scheduler: str = "Automatic"
+    steps: int = 20
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+    batch_size: int = 1
+    n_iter: int = 1
+    seed: int = -1
+    subseed: int = -1
+    subseed_strength: float = 0.0
+    seed_resize_from_h: int = 0
+    seed_resize_from_w: int = 0
+    eta_noise_seed_delta: int = 0
+    rng: RngSource = RngSource.CPU
+    clip_skip: int | None = None  # None = the model family's default
+    sampler_knobs: tuple[tuple[str, Any], ...] = field(default=())
+
+    def validate(self) -> "Txt2ImgParams":
+        """This object when valid; otherwise ``ParamsError`` naming each bad field and why."""
+        problems = _common_problems(self)
+        if problems:
+            raise ParamsError(problems)
+        return self
+
+
+def _in_range(problems: list[tuple[str, str]], name: str, value: float, bounds: tuple[float, float]) -> None:
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        problems.append((name, f"must be a number, got {value!r}"))
+    elif not low <= value <= high:
+        problems.append((name, f"must be between {low:g} and {high:g}, got {value:g}"))
+
+
+def _common_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for name in ("width", "height"):
+        value = getattr(p, name)
+        _in_range(problems, name, value, SIZE_RANGE)
+        if isinstance(value, int) and value % 8:
+            problems.append((name, f"must be a multiple of 8 (the latent is 1/8 of the image), got {value}"))
+    _in_range(problems, "steps", p.steps, STEPS_RANGE)
+    _in_range(problems, "cfg_scale", p.cfg_scale, CFG_RANGE)
+    _in_range(problems, "batch_size", p.batch_size, BATCH_SIZE_RANGE)
+    _in_range(problems, "n_iter", p.n_iter, BATCH_COUNT_RANGE)
+    _in_range(problems, "subseed_strength", p.subseed_strength, (0.0, 1.0))
+    for name in ("seed", "subseed"):
+        _in_range(problems, name, getattr(p, name), (-(2**63), SEED_MAX))
+    if p.clip_skip is not None:
+        _in_range(problems, "clip_skip", p.clip_skip, CLIP_SKIP_RANGE)
+    for name, resolve, value in (("sampler_name", resolve_sampler, p.sampler_name), ("scheduler", resolve_schedule, p.scheduler)):
+        try:
+            resolve(value)
+        except ValueError as error:
+            problems.append((name, str(error)))
+    if p.rng not in SUPPORTED_RNG:
+        choices = ", ".join(s.value for s in SUPPORTED_RNG)
+        problems.append(("rng", f"must be one of {choices} (NV's Philox noise is not implemented), got {p.rng!r}"))
+    return problems
+
+
+def params_field_names(cls: type = Txt2ImgParams) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))

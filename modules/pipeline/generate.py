@@ -1,0 +1,132 @@
+"""txt2img in one straight line (DESIGN §3, steps 3-4): model from the cache, seeds, per batch
+the sampler run and the decode, then per image the infotext and an atomic save.
+
+Interrupt stops at the next step and returns every image finished so far;
+skip ends the current batch and goes on with the next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from modules.infotext.files import filename_tokens, output_path, save_image
+from modules.infotext.format import format_infotext
+from modules.jobs import Job
+from modules.models.load import LoadedModel
+from modules.params import Txt2ImgParams
+from modules.pipeline.sampling_run import SamplingChoice, latents_to_images, sample_txt2img_latents
+from modules.sampling.catalog import resolve_sampler, resolve_schedule
+from modules.sampling.noise import NoiseSpec, image_seeds, resolve_seed
+from modules.sampling.samplers import SamplerStep, SamplingInterrupted
+
+# Written as the infotext's last field, as A1111 writes its release tag.
+VERSION = "v0.1.0"
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    image: Image.Image
+    infotext: str
+    seed: int
+    subseed: int
+    path: Path | None
+
+
+def schedule_label(params: Txt2ImgParams) -> str:
+    """What A1111 writes as "Schedule type": the chosen one, else the sampler's default, else Automatic."""
+    sampler, named = resolve_sampler(params.sampler_name)
+    if params.scheduler != "Automatic":
+        return resolve_schedule(params.scheduler).label
+    if named is not None:
+        return named.label
+    return resolve_schedule(sampler.default_schedule).label if sampler.default_schedule else "Automatic"
+
+
+def infotext_fields(params: Txt2ImgParams, model: LoadedModel, seed: int, subseed: int) -> dict[str, object]:
+    """A1111's field order; None omits a field (see a1111-conventions §2)."""
+    sampler, _ = resolve_sampler(params.sampler_name)
+    variation = params.subseed_strength > 0
+    resize = params.seed_resize_from_w > 0 and params.seed_resize_from_h > 0
+    clip_skip = params.clip_skip or model.detected.text_encoder.default_clip_skip
+    return {
+        "Steps": params.steps, "Sampler": sampler.name, "Schedule type": schedule_label(params),
+        "CFG scale": params.cfg_scale, "Seed": seed, "Size": f"{params.width}x{params.height}",
+        "Model hash": model.checkpoint.shorthash, "Model": model.checkpoint.model_name,
+        "VAE hash": model.vae_file.shorthash if model.vae_file else None,
+        "VAE": model.vae_file.stem if model.vae_file else None,
+        "Variation seed": subseed if variation else None,
+        "Variation seed strength": params.subseed_strength if variation else None,
+        "Seed resize from": f"{params.seed_resize_from_w}x{params.seed_resize_from_h}" if resize else None,
+        "Clip skip": clip_skip if clip_skip > 1 else None,
+        "ENSD": params.eta_noise_seed_delta if params.eta_noise_seed_delta and sampler.uses_ensd else None,
+        "RNG": params.rng.value if params.rng.value != "GPU" else None,
+        "Version": VERSION,
+    }
+
+
+def batch_noise_spec(params: Txt2ImgParams, model: LoadedModel, seeds: tuple[int, ...], subseeds: tuple[int, ...]) -> NoiseSpec:
+    factor = 2 ** (len(model.detected.vae.ch_mult) - 1)
+    shape = (model.detected.vae.embed_dim, params.height // factor, params.width // factor)
+    return NoiseSpec(
+        seeds=seeds, latent_shape=shape, subseeds=subseeds, subseed_strength=params.subseed_strength,
+        seed_resize_from_h=params.seed_resize_from_h, seed_resize_from_w=params.seed_resize_from_w,
+        eta_noise_seed_delta=params.eta_noise_seed_delta, source=params.rng, latent_downscale=factor,
+    )
+
+
+def step_reporter(job: Job | None, batch: int, batches: int):
+    def report(step: SamplerStep) -> None:
+        if job is None:
+            return
+        job.report(step=step.index + 1, total_steps=step.total, image=batch, images=batches)
+        if job.interrupted or job.take_skip():
+            raise SamplingInterrupted("interrupted" if job.interrupted else "skipped")
+    return report
+
+
+def generate_txt2img(
+    model: LoadedModel, params: Txt2ImgParams, outputs: Path | None, job: Job | None = None, now: dt.datetime | None = None
+) -> list[GeneratedImage]:
+    """All batches of ``params`` (validated by the caller); images saved under ``outputs`` when given."""
+    seed, subseed = resolve_seed(params.seed), resolve_seed(params.subseed)
+    count = params.batch_size * params.n_iter
+    seeds, subseeds = image_seeds(seed, subseed, params.subseed_strength, count)
+    choice = SamplingChoice(params.sampler_name, params.scheduler, params.steps, params.cfg_scale,
+                            params.clip_skip, dict(params.sampler_knobs))
+    results: list[GeneratedImage] = []
+    for batch in range(params.n_iter):
+        if job is not None and job.interrupted:
+            break
+        part = slice(batch * params.batch_size, (batch + 1) * params.batch_size)
+        spec = batch_noise_spec(params, model, seeds[part], subseeds[part])
+        prompts = [params.prompt] * params.batch_size
+        negatives = [params.negative_prompt] * params.batch_size
+        try:
+            latents = sample_txt2img_latents(model, prompts, negatives, spec, choice, step_reporter(job, batch, params.n_iter))
+        except SamplingInterrupted:
+            continue  # skipped or interrupted: this batch has no finished image
+        for index, image in enumerate(latents_to_images(model, latents)):
+            results.append(finish_image(model, params, image, seeds[part][index], subseeds[part][index], index, outputs, now))
+    return results
+
+
+def finish_image(
+    model: LoadedModel, params: Txt2ImgParams, image: Image.Image, seed: int, subseed: int, index: int,
+    outputs: Path | None, now: dt.datetime | None,
+) -> GeneratedImage:
+    infotext = format_infotext(params.prompt, params.negative_prompt, infotext_fields(params, model, seed, subseed))
+    path = None
+    if outputs is not None:
+        tokens = filename_tokens(
+            seed=seed, steps=params.steps, cfg=params.cfg_scale, sampler=params.sampler_name,
+            model_name=model.checkpoint.model_name, model_hash=model.checkpoint.shorthash, prompt=params.prompt,
+            width=params.width, height=params.height, batch_number=index, now=now or dt.datetime.now(),
+        )
+        path = output_path(outputs, "txt2img-images", tokens)
+        save_image(image, path, infotext)
+    return GeneratedImage(image, infotext, seed, subseed, path)
+
