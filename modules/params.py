@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
+from modules.pipeline.upscale import UPSCALER_NAMES
 from modules.sampling.catalog import resolve_sampler, resolve_schedule
 from modules.sampling.noise import RngSource
 
@@ -65,10 +66,27 @@ class Txt2ImgParams:
     rng: RngSource = RngSource.CPU
     clip_skip: int | None = None  # None = the model family's default
     sampler_knobs: tuple[tuple[str, Any], ...] = field(default=())
+    tiling: bool = False
+    # Hires fix: a second img2img pass at a larger size.
+    enable_hr: bool = False
+    hr_scale: float = 2.0
+    hr_upscaler: str = "Latent"
+    hr_second_pass_steps: int = 0  # 0 = the same as steps
+    hr_resize_x: int = 0  # 0 and 0 = scale by hr_scale
+    hr_resize_y: int = 0
+    denoising_strength: float = 0.7
+
+    def hires_size(self) -> tuple[int, int]:
+        """(width, height) of the hires pass: resize-to when given (a 0 side follows the aspect), else scaled."""
+        if self.hr_resize_x or self.hr_resize_y:
+            width = self.hr_resize_x or round(self.hr_resize_y * self.width / self.height / 8) * 8
+            height = self.hr_resize_y or round(self.hr_resize_x * self.height / self.width / 8) * 8
+            return width, height
+        return int(self.width * self.hr_scale) // 8 * 8, int(self.height * self.hr_scale) // 8 * 8
 
     def validate(self) -> "Txt2ImgParams":
         """This object when valid; otherwise ``ParamsError`` naming each bad field and why."""
-        problems = _common_problems(self)
+        problems = _common_problems(self) + (_hires_problems(self) if self.enable_hr else [])
         if problems:
             raise ParamsError(problems)
         return self
@@ -106,6 +124,24 @@ def _common_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:
     if p.rng not in SUPPORTED_RNG:
         choices = ", ".join(s.value for s in SUPPORTED_RNG)
         problems.append(("rng", f"must be one of {choices} (NV's Philox noise is not implemented), got {p.rng!r}"))
+    return problems
+
+
+def _hires_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    _in_range(problems, "hr_scale", p.hr_scale, (1.0, 4.0))
+    _in_range(problems, "hr_second_pass_steps", p.hr_second_pass_steps, (0, STEPS_RANGE[1]))
+    _in_range(problems, "denoising_strength", p.denoising_strength, (0.0, 1.0))
+    for name in ("hr_resize_x", "hr_resize_y"):
+        value = getattr(p, name)
+        if value and (value % 8 or not SIZE_RANGE[0] <= value <= SIZE_RANGE[1]):
+            problems.append((name, f"must be 0 or a multiple of 8 between {SIZE_RANGE[0]} and {SIZE_RANGE[1]}, got {value}"))
+    if p.hr_upscaler not in UPSCALER_NAMES:
+        problems.append(("hr_upscaler", f"unknown upscaler {p.hr_upscaler!r}; valid: {', '.join(UPSCALER_NAMES)}"))
+    if not problems:
+        width, height = p.hires_size()
+        if not (SIZE_RANGE[0] <= width <= SIZE_RANGE[1] and SIZE_RANGE[0] <= height <= SIZE_RANGE[1]):
+            problems.append(("hr_scale", f"the hires size {width}x{height} is outside {SIZE_RANGE[0]}..{SIZE_RANGE[1]}"))
     return problems
 
 

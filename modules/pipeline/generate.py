@@ -7,18 +7,24 @@ skip ends the current batch and goes on with the next.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
+from torch import Tensor
 
 from modules.infotext.files import filename_tokens, output_path, save_image
 from modules.infotext.format import format_infotext
 from modules.jobs import Job
 from modules.models.load import LoadedModel
 from modules.params import Txt2ImgParams
-from modules.pipeline.sampling_run import SamplingChoice, latents_to_images, sample_txt2img_latents
+from modules.pipeline.sampling_run import (
+    SamplingChoice, images_to_latents, latents_to_images, sample_img2img_latents, sample_txt2img_latents,
+)
+from modules.pipeline.tiling import seamless_tiling
+from modules.pipeline.upscale import LATENT_UPSCALE_MODES, upscale_image, upscale_latents
 from modules.sampling.catalog import resolve_sampler, resolve_schedule
 from modules.sampling.noise import NoiseSpec, image_seeds, resolve_seed
 from modules.sampling.samplers import SamplerStep, SamplingInterrupted
@@ -64,7 +70,23 @@ def infotext_fields(params: Txt2ImgParams, model: LoadedModel, seed: int, subsee
         "Clip skip": clip_skip if clip_skip > 1 else None,
         "ENSD": params.eta_noise_seed_delta if params.eta_noise_seed_delta and sampler.uses_ensd else None,
         "RNG": params.rng.value if params.rng.value != "GPU" else None,
+        "Tiling": "True" if params.tiling else None,
+        **hires_fields(params),
         "Version": VERSION,
+    }
+
+
+def hires_fields(params: Txt2ImgParams) -> dict[str, object]:
+    """The hires fields A1111 adds after the main ones (its extra_generation_params)."""
+    if not params.enable_hr:
+        return {}
+    resized = bool(params.hr_resize_x or params.hr_resize_y)
+    width, height = params.hires_size()
+    return {
+        "Denoising strength": params.denoising_strength,
+        "Hires resize" if resized else "Hires upscale": f"{width}x{height}" if resized else params.hr_scale,
+        "Hires steps": params.hr_second_pass_steps or None,
+        "Hires upscaler": params.hr_upscaler,
     }
 
 
@@ -75,6 +97,28 @@ def batch_noise_spec(params: Txt2ImgParams, model: LoadedModel, seeds: tuple[int
         seeds=seeds, latent_shape=shape, subseeds=subseeds, subseed_strength=params.subseed_strength,
         seed_resize_from_h=params.seed_resize_from_h, seed_resize_from_w=params.seed_resize_from_w,
         eta_noise_seed_delta=params.eta_noise_seed_delta, source=params.rng, latent_downscale=factor,
+    )
+
+
+def hires_pass(
+    model: LoadedModel, params: Txt2ImgParams, latents: Tensor, spec: NoiseSpec, choice: SamplingChoice, report
+) -> Tensor:
+    """Upscale the first pass to ``params.hires_size()`` and refine it with img2img (A1111's hires fix).
+
+    The second pass draws its noise from the same per-image seeds at the new size.
+    """
+    width, height = params.hires_size()
+    factor = spec.latent_downscale
+    if params.hr_upscaler in LATENT_UPSCALE_MODES:
+        upscaled = upscale_latents(latents.float(), (height // factor, width // factor), params.hr_upscaler)
+    else:
+        images = [upscale_image(image, (width, height), params.hr_upscaler) for image in latents_to_images(model, latents)]
+        upscaled = images_to_latents(model, images)
+    hires_spec = dataclasses.replace(spec, latent_shape=(spec.latent_shape[0], height // factor, width // factor))
+    hires_choice = dataclasses.replace(choice, steps=params.hr_second_pass_steps or params.steps)
+    return sample_img2img_latents(
+        model, upscaled, [params.prompt] * len(latents), [params.negative_prompt] * len(latents),
+        hires_spec, hires_choice, params.denoising_strength, callback=report,
     )
 
 
@@ -105,8 +149,12 @@ def generate_txt2img(
         spec = batch_noise_spec(params, model, seeds[part], subseeds[part])
         prompts = [params.prompt] * params.batch_size
         negatives = [params.negative_prompt] * params.batch_size
+        report = step_reporter(job, batch, params.n_iter)
         try:
-            latents = sample_txt2img_latents(model, prompts, negatives, spec, choice, step_reporter(job, batch, params.n_iter))
+            with seamless_tiling(model, params.tiling):
+                latents = sample_txt2img_latents(model, prompts, negatives, spec, choice, report)
+                if params.enable_hr:
+                    latents = hires_pass(model, params, latents, spec, choice, report)
         except SamplingInterrupted:
             continue  # skipped or interrupted: this batch has no finished image
         for index, image in enumerate(latents_to_images(model, latents)):

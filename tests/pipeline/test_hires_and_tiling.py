@@ -1,0 +1,64 @@
+"""Hires fix (sizes, upscalers, infotext) and seamless tiling on a tiny model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from modules.infotext.parse import parse_infotext
+from modules.params import ParamsError, Txt2ImgParams
+from modules.pipeline.generate import generate_txt2img
+from modules.pipeline.tiling import seamless_tiling
+from tests.pipeline.test_sampling_run import model  # noqa: F401  (module-scoped tiny model fixture)
+
+BASE = Txt2ImgParams(prompt="a star", steps=3, width=16, height=16, seed=3)
+
+
+@pytest.mark.parametrize("upscaler", ["Latent", "Latent (nearest-exact)", "Latent (bicubic antialiased)", "Lanczos", "Nearest"])
+def test_hires_doubles_the_size_and_records_it(model, upscaler: str) -> None:  # noqa: F811
+    params = Txt2ImgParams(**{**BASE.__dict__, "enable_hr": True, "hr_upscaler": upscaler, "hr_second_pass_steps": 2})
+    result = generate_txt2img(model, params, None)[0]
+    assert result.image.size == (32, 32)
+    fields = parse_infotext(result.infotext)
+    assert fields["Size"] == "16x16"  # the first pass, as A1111 writes it
+    assert (fields["Hires upscale"], fields["Hires upscaler"], fields["Hires steps"]) == ("2", upscaler, "2")
+    assert fields["Denoising strength"] == "0.7"
+
+
+def test_hires_resize_to(model) -> None:  # noqa: F811
+    params = Txt2ImgParams(**{**BASE.__dict__, "enable_hr": True, "hr_resize_x": 40, "hr_resize_y": 24})
+    result = generate_txt2img(model, params, None)[0]
+    assert result.image.size == (40, 24)
+    assert parse_infotext(result.infotext)["Hires resize"] == "40x24"
+
+
+def test_hires_size_rules() -> None:
+    assert Txt2ImgParams(width=512, height=768, hr_scale=1.5).hires_size() == (768, 1152)
+    assert Txt2ImgParams(width=512, height=768, hr_resize_x=1024).hires_size() == (1024, 1536)
+    assert Txt2ImgParams(width=512, height=768, hr_resize_y=384).hires_size() == (256, 384)
+
+
+def test_hires_validation() -> None:
+    with pytest.raises(ParamsError, match="hr_upscaler: unknown upscaler 'ESRGAN'.*Lanczos"):
+        Txt2ImgParams(enable_hr=True, hr_upscaler="ESRGAN").validate()
+    with pytest.raises(ParamsError, match="hires size 2560x2560"):
+        Txt2ImgParams(enable_hr=True, width=1280, height=1280, hr_scale=2).validate()
+
+
+@torch.inference_mode()
+def test_tiling_makes_the_unet_shift_equivariant(model) -> None:  # noqa: F811
+    """With circular padding everywhere, shifting the input by the downsampling factor shifts the output."""
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    t, context = torch.tensor([500.0]), torch.randn(1, 77, 32, generator=torch.Generator().manual_seed(1))
+    shift = lambda tensor: torch.roll(tensor, shifts=(2, 4), dims=(2, 3))  # noqa: E731
+    with seamless_tiling(model, True):
+        tiled = model.unet(x, t, context)
+        assert torch.allclose(model.unet(shift(x), t, context), shift(tiled), atol=1e-4)
+    plain = model.unet(x, t, context)
+    assert not torch.allclose(model.unet(shift(x), t, context), shift(plain), atol=1e-4)
+    assert all(conv.padding_mode == "zeros" for conv in model.unet.modules() if isinstance(conv, torch.nn.Conv2d))
+
+
+def test_tiling_is_recorded(model) -> None:  # noqa: F811
+    result = generate_txt2img(model, Txt2ImgParams(**{**BASE.__dict__, "tiling": True}), None)[0]
+    assert parse_infotext(result.infotext)["Tiling"] == "True"
