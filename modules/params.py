@@ -9,9 +9,12 @@ silently floored as A1111's API does: the user learns the size they will get.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from enum import Enum
+from enum import IntEnum
 from typing import Any
 
+from PIL import Image
+
+from modules.pipeline.images import ResizeMode
 from modules.pipeline.upscale import UPSCALER_NAMES
 from modules.sampling.catalog import resolve_sampler, resolve_schedule
 from modules.sampling.noise import RngSource
@@ -90,6 +93,56 @@ class Txt2ImgParams:
         if problems:
             raise ParamsError(problems)
         return self
+
+
+class InpaintFill(IntEnum):
+    """A1111's "Masked content"."""
+
+    FILL = 0
+    ORIGINAL = 1
+    LATENT_NOISE = 2
+    LATENT_NOTHING = 3
+
+
+INPAINT_FILL_LABELS = {InpaintFill.FILL: "fill", InpaintFill.ORIGINAL: "original",
+                       InpaintFill.LATENT_NOISE: "latent noise", InpaintFill.LATENT_NOTHING: "latent nothing"}
+
+
+@dataclass(frozen=True)
+class Img2ImgParams(Txt2ImgParams):
+    init_images: tuple[Image.Image, ...] = ()
+    resize_mode: ResizeMode = ResizeMode.JUST_RESIZE
+    denoising_strength: float = 0.75
+    mask: Image.Image | None = None  # white = repaint
+    mask_blur: int = 4
+    inpainting_mask_invert: bool = False  # "Inpaint not masked"
+    inpainting_fill: InpaintFill = InpaintFill.ORIGINAL
+    inpaint_full_res: bool = False  # "Only masked"
+    inpaint_full_res_padding: int = 32
+    initial_noise_multiplier: float = 1.0
+
+    def validate(self) -> "Img2ImgParams":
+        problems = _common_problems(self) + _img2img_problems(self)
+        if problems:
+            raise ParamsError(problems)
+        return self
+
+
+def _img2img_problems(p: Img2ImgParams) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    if not p.init_images:
+        problems.append(("init_images", "img2img needs at least one image"))
+    elif p.mask is not None and p.mask.size != p.init_images[0].size:
+        problems.append(("mask", f"mask size {p.mask.size[0]}x{p.mask.size[1]} differs from the image's "
+                                 f"{p.init_images[0].size[0]}x{p.init_images[0].size[1]}"))
+    _in_range(problems, "denoising_strength", p.denoising_strength, (0.0, 1.0))
+    _in_range(problems, "mask_blur", p.mask_blur, (0, 64))
+    _in_range(problems, "inpaint_full_res_padding", p.inpaint_full_res_padding, (0, 256))
+    _in_range(problems, "initial_noise_multiplier", p.initial_noise_multiplier, (0.5, 1.5))
+    for name, enum in (("resize_mode", ResizeMode), ("inpainting_fill", InpaintFill)):
+        if getattr(p, name) not in list(enum):
+            problems.append((name, f"must be one of {', '.join(str(int(e)) for e in enum)}, got {getattr(p, name)!r}"))
+    return problems
 
 
 def _in_range(problems: list[tuple[str, str]], name: str, value: float, bounds: tuple[float, float]) -> None:

@@ -19,7 +19,7 @@ from modules.infotext.files import filename_tokens, output_path, save_image
 from modules.infotext.format import format_infotext
 from modules.jobs import Job
 from modules.models.load import LoadedModel
-from modules.params import Txt2ImgParams
+from modules.params import Img2ImgParams, Txt2ImgParams
 from modules.pipeline.sampling_run import (
     SamplingChoice, images_to_latents, latents_to_images, sample_img2img_latents, sample_txt2img_latents,
 )
@@ -67,6 +67,7 @@ def infotext_fields(params: Txt2ImgParams, model: LoadedModel, seed: int, subsee
         "Variation seed": subseed if variation else None,
         "Variation seed strength": params.subseed_strength if variation else None,
         "Seed resize from": f"{params.seed_resize_from_w}x{params.seed_resize_from_h}" if resize else None,
+        "Denoising strength": params.denoising_strength if uses_denoising(params) else None,
         "Clip skip": clip_skip if clip_skip > 1 else None,
         "ENSD": params.eta_noise_seed_delta if params.eta_noise_seed_delta and sampler.uses_ensd else None,
         "RNG": params.rng.value if params.rng.value != "GPU" else None,
@@ -76,6 +77,11 @@ def infotext_fields(params: Txt2ImgParams, model: LoadedModel, seed: int, subsee
     }
 
 
+def uses_denoising(params: Txt2ImgParams) -> bool:
+    """img2img always denoises from an image; txt2img only in the hires pass."""
+    return params.enable_hr or isinstance(params, Img2ImgParams)
+
+
 def hires_fields(params: Txt2ImgParams) -> dict[str, object]:
     """The hires fields A1111 adds after the main ones (its extra_generation_params)."""
     if not params.enable_hr:
@@ -83,7 +89,6 @@ def hires_fields(params: Txt2ImgParams) -> dict[str, object]:
     resized = bool(params.hr_resize_x or params.hr_resize_y)
     width, height = params.hires_size()
     return {
-        "Denoising strength": params.denoising_strength,
         "Hires resize" if resized else "Hires upscale": f"{width}x{height}" if resized else params.hr_scale,
         "Hires steps": params.hr_second_pass_steps or None,
         "Hires upscaler": params.hr_upscaler,
@@ -164,9 +169,12 @@ def generate_txt2img(
 
 def finish_image(
     model: LoadedModel, params: Txt2ImgParams, image: Image.Image, seed: int, subseed: int, index: int,
-    outputs: Path | None, now: dt.datetime | None,
+    outputs: Path | None, now: dt.datetime | None, kind: str = "txt2img-images", extra: dict[str, object] | None = None,
 ) -> GeneratedImage:
-    infotext = format_infotext(params.prompt, params.negative_prompt, infotext_fields(params, model, seed, subseed))
+    fields = infotext_fields(params, model, seed, subseed)
+    version = fields.pop("Version")
+    fields = {**fields, **(extra or {}), "Version": version}  # extras go before Version, as A1111 orders them
+    infotext = format_infotext(params.prompt, params.negative_prompt, fields)
     path = None
     if outputs is not None:
         tokens = filename_tokens(
@@ -174,7 +182,7 @@ def finish_image(
             model_name=model.checkpoint.model_name, model_hash=model.checkpoint.shorthash, prompt=params.prompt,
             width=params.width, height=params.height, batch_number=index, now=now or dt.datetime.now(),
         )
-        path = output_path(outputs, "txt2img-images", tokens)
+        path = output_path(outputs, kind, tokens)
         save_image(image, path, infotext)
     return GeneratedImage(image, infotext, seed, subseed, path)
 

@@ -68,15 +68,46 @@ def sample_txt2img_latents(
 ) -> Tensor:
     sampler, _ = resolve_sampler(choice.sampler_name)
     sigmas = sigma_ladder(model, choice).to(model.policy.device)
-    cond, uncond = text_conditioning(model, prompts, negatives, choice.clip_skip)
     noise = ImageNoise(noise_spec, device=model.policy.device, dtype=model.policy.unet_dtype)
     x = noise.initial_noise() * initial_noise_scale(sampler, float(sigmas[0]))
-    inner = DiscreteDenoiser.from_alphas_cumprod(
-        model.unet, model_alphas_cumprod(model).to(model.policy.device), model.detected.prediction
-    )
-    denoiser = CFGDenoiser(inner, cond, uncond, choice.cfg_scale)
+    conditioning = blank_image_conditioning(model, x) if model.detected.family.is_inpainting else None
+    denoiser = guided_denoiser(model, prompts, negatives, choice, conditioning)
     with torch.inference_mode():
         return sampler(denoiser, x, sigmas, noise=noise, callback=callback, **choice.knobs)
+
+
+def inpainting_unet(unet: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """A 9-channel inpainting UNet sees [latent, mask, masked-image latent] stacked on channels."""
+    def call(x: Tensor, timesteps: Tensor, context: Tensor, c_concat: Tensor) -> Tensor:
+        return unet(torch.cat([x, c_concat.to(x)], dim=1), timesteps, context)
+    return call
+
+
+def guided_denoiser(
+    model: LoadedModel, prompts: Sequence[str], negatives: Sequence[str], choice: SamplingChoice,
+    image_conditioning: Tensor | None,
+) -> CFGDenoiser:
+    cond, uncond = text_conditioning(model, prompts, negatives, choice.clip_skip)
+    net = model.unet if image_conditioning is None else inpainting_unet(model.unet)
+    inner = DiscreteDenoiser.from_alphas_cumprod(
+        net, model_alphas_cumprod(model).to(model.policy.device), model.detected.prediction
+    )
+    extra = {} if image_conditioning is None else {"c_concat": image_conditioning}
+    return CFGDenoiser(inner, cond, uncond, choice.cfg_scale, extra)
+
+
+def inpainting_conditioning(model: LoadedModel, masked_image_latents: Tensor, repaint: Tensor) -> Tensor:
+    """c_concat for 9-channel models: the repaint mask at latent size, then the masked image's latent."""
+    mask = torch.nn.functional.interpolate(repaint.float(), size=masked_image_latents.shape[-2:])
+    return torch.cat([mask, masked_image_latents.float()], dim=1).to(model.policy.device, model.policy.unet_dtype)
+
+
+def blank_image_conditioning(model: LoadedModel, x: Tensor) -> Tensor:
+    """txt2img with an inpainting model: everything is to be painted over a neutral grey image (as A1111)."""
+    factor = 2 ** (len(model.detected.vae.ch_mult) - 1)
+    grey = Image.new("RGB", (x.shape[-1] * factor, x.shape[-2] * factor), (128, 128, 128))
+    latents = images_to_latents(model, [grey]).expand(x.shape[0], -1, -1, -1)
+    return inpainting_conditioning(model, latents, torch.ones(x.shape[0], 1, *x.shape[-2:]))
 
 
 def latents_to_images(model: LoadedModel, latents: Tensor) -> list[Image.Image]:
@@ -128,17 +159,17 @@ def sample_img2img_latents(
     denoising_strength: float,
     mask: LatentMask | None = None,
     callback: Callable[[SamplerStep], None] | None = None,
+    image_conditioning: Tensor | None = None,
+    noise_multiplier: float = 1.0,
 ) -> Tensor:
     sampler, _ = resolve_sampler(choice.sampler_name)
     sigmas = img2img_ladder(sigma_ladder(model, choice), choice.steps, denoising_strength).to(model.policy.device)
     start = init_latents.to(model.policy.device, model.policy.unet_dtype)
-    cond, uncond = text_conditioning(model, prompts, negatives, choice.clip_skip)
     noise = ImageNoise(noise_spec, device=model.policy.device, dtype=model.policy.unet_dtype)
-    x = start + noise.initial_noise() * sigmas[0]
-    inner = DiscreteDenoiser.from_alphas_cumprod(
-        model.unet, model_alphas_cumprod(model).to(model.policy.device), model.detected.prediction
-    )
-    guided = CFGDenoiser(inner, cond, uncond, choice.cfg_scale)
+    x = start + noise.initial_noise() * (sigmas[0] * noise_multiplier)
+    if image_conditioning is None and model.detected.family.is_inpainting:
+        image_conditioning = blank_image_conditioning(model, x)
+    guided = guided_denoiser(model, prompts, negatives, choice, image_conditioning)
     denoiser = guided if mask is None else (lambda x_, sigma: mask.blend(guided(x_, sigma)))
     with torch.inference_mode():
         result = sampler(denoiser, x, sigmas, noise=noise, callback=callback, **choice.knobs)

@@ -1,0 +1,160 @@
+"""img2img and inpainting in one straight line (DESIGN §3): prepare the init image and mask,
+encode, sample from the strength-cut ladder (restoring unmasked latents each step), decode, and
+put the original back outside the mask, pasting an "Only masked" crop into place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from modules.jobs import Job
+from modules.models.load import LoadedModel
+from modules.params import INPAINT_FILL_LABELS, Img2ImgParams, InpaintFill
+from modules.pipeline.generate import GeneratedImage, batch_noise_spec, finish_image, step_reporter
+from modules.pipeline.images import (
+    ResizeMode, fill_masked, latent_mask, masked_region, overlay_original, prepare_mask, resize_image,
+)
+from modules.pipeline.sampling_run import (
+    LatentMask, SamplingChoice, images_to_latents, inpainting_conditioning, latents_to_images, sample_img2img_latents,
+)
+from modules.pipeline.upscale import upscale_latents
+from modules.sampling.noise import ImageNoise, NoiseSpec, image_seeds, resolve_seed
+from modules.sampling.samplers import SamplingInterrupted
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One init image made ready: what is sampled (``working``, at the target size), the
+    repaint mask for it, and how to put the result back (``original``, ``region``, ``full_mask``)."""
+
+    working: Image.Image
+    base: Image.Image  # the working image before any "fill": what unmasked pixels come back as
+    mask: Image.Image | None
+    original: Image.Image
+    full_mask: Image.Image | None
+    region: tuple[int, int, int, int] | None
+
+
+def prepare(params: Img2ImgParams, image: Image.Image) -> Prepared:
+    mask = prepare_mask(params.mask, params.inpainting_mask_invert, params.mask_blur) if params.mask else None
+    region = masked_region(mask, params.inpaint_full_res_padding, params.width, params.height) \
+        if mask is not None and params.inpaint_full_res else None
+    source, source_mask = (image.crop(region), mask.crop(region)) if region else (image, mask)
+    mode = ResizeMode.JUST_RESIZE if region else params.resize_mode
+    working = resize_image(source, params.width, params.height, mode)
+    working_mask = resize_image(source_mask, params.width, params.height, mode).convert("L") if mask else None
+    base = working
+    if working_mask is not None and params.inpainting_fill == InpaintFill.FILL:
+        working = fill_masked(working, working_mask)
+    return Prepared(working, base, working_mask, image.convert("RGB"), mask, region)
+
+
+def init_latents(model: LoadedModel, params: Img2ImgParams, prepared: list[Prepared], factor: int) -> Tensor:
+    if params.resize_mode != ResizeMode.LATENT_UPSCALE or prepared[0].region:
+        return images_to_latents(model, [p.working for p in prepared])
+    # "Just resize (latent upscale)": encode at the image's own size (to a multiple of 8), resize the latent.
+    own = [p.original.resize((p.original.width // 8 * 8, p.original.height // 8 * 8)) for p in prepared]
+    return upscale_latents(images_to_latents(model, own), (params.height // factor, params.width // factor), "Latent")
+
+
+def repaint_tensor(prepared: list[Prepared], width: int, height: int) -> Tensor:
+    masks = [latent_mask(p.mask, width, height) for p in prepared]
+    return torch.from_numpy(np.stack(masks))[:, None]
+
+
+def apply_fill(latents: Tensor, repaint: Tensor, fill: InpaintFill, spec: NoiseSpec) -> Tensor:
+    """"latent noise" and "latent nothing" replace the masked latents before sampling (A1111)."""
+    if fill == InpaintFill.LATENT_NOISE:
+        return latents * (1 - repaint) + ImageNoise(spec).initial_noise() * repaint
+    if fill == InpaintFill.LATENT_NOTHING:
+        return latents * (1 - repaint)
+    return latents
+
+
+def masked_image_conditioning(model: LoadedModel, prepared: list[Prepared], repaint_pixels: Tensor) -> Tensor:
+    """For 9-channel models: the working image with the repaint area set to grey, encoded."""
+    masked = []
+    for p, mask in zip(prepared, repaint_pixels):
+        array = np.asarray(p.working, dtype=np.float32) * (1 - mask[0, ..., None].numpy()) + 127.5 * mask[0, ..., None].numpy()
+        masked.append(Image.fromarray(array.round().astype(np.uint8)))
+    return images_to_latents(model, masked)
+
+
+def put_back(prepared: Prepared, result: Image.Image) -> Image.Image:
+    if prepared.mask is None:
+        return result
+    if prepared.region is None:
+        return overlay_original(result, prepared.base, prepared.mask)
+    x1, y1, x2, y2 = prepared.region
+    patch = result.resize((x2 - x1, y2 - y1), Image.Resampling.LANCZOS)
+    pasted = prepared.original.copy()
+    pasted.paste(patch, (x1, y1))
+    return overlay_original(pasted, prepared.original, prepared.full_mask)
+
+
+def img2img_fields(params: Img2ImgParams) -> dict[str, object]:
+    """A1111's img2img extras, after the common fields."""
+    fields: dict[str, object] = {}
+    if params.mask is not None:
+        fields.update({
+            "Mask blur": params.mask_blur,
+            "Mask mode": "Inpaint not masked" if params.inpainting_mask_invert else None,
+            "Masked content": INPAINT_FILL_LABELS[params.inpainting_fill] if params.inpainting_fill != InpaintFill.ORIGINAL else None,
+            "Inpaint area": "Only masked" if params.inpaint_full_res else None,
+            "Masked area padding": params.inpaint_full_res_padding if params.inpaint_full_res else None,
+        })
+    if params.initial_noise_multiplier != 1.0:
+        fields["Noise multiplier"] = params.initial_noise_multiplier
+    return fields
+
+
+def sample_batch(model: LoadedModel, params: Img2ImgParams, prepared: list[Prepared], spec: NoiseSpec, report) -> list[Image.Image]:
+    factor = spec.latent_downscale
+    latents = init_latents(model, params, prepared, factor)
+    mask = conditioning = None
+    if params.mask is not None:
+        repaint = repaint_tensor(prepared, params.width // factor, params.height // factor)
+        latents = apply_fill(latents, repaint, params.inpainting_fill, spec)
+        mask = LatentMask(latents, 1 - repaint)
+        if model.detected.family.is_inpainting:
+            pixels = torch.from_numpy(np.stack([np.around(np.asarray(p.mask, dtype=np.float32) / 255) for p in prepared]))[:, None]
+            conditioning = inpainting_conditioning(model, masked_image_conditioning(model, prepared, pixels), repaint)
+    choice = SamplingChoice(params.sampler_name, params.scheduler, params.steps, params.cfg_scale,
+                            params.clip_skip, dict(params.sampler_knobs))
+    count = len(prepared)
+    sampled = sample_img2img_latents(
+        model, latents, [params.prompt] * count, [params.negative_prompt] * count, spec, choice,
+        params.denoising_strength, mask, report, conditioning, params.initial_noise_multiplier,
+    )
+    return [put_back(p, image) for p, image in zip(prepared, latents_to_images(model, sampled))]
+
+
+def generate_img2img(
+    model: LoadedModel, params: Img2ImgParams, outputs: Path | None, job: Job | None = None, now: dt.datetime | None = None
+) -> list[GeneratedImage]:
+    """All batches of ``params`` (validated by the caller); the i-th image of a batch uses init image i
+    (cycling when there are fewer)."""
+    seed, subseed = resolve_seed(params.seed), resolve_seed(params.subseed)
+    seeds, subseeds = image_seeds(seed, subseed, params.subseed_strength, params.batch_size * params.n_iter)
+    prepared = [prepare(params, params.init_images[i % len(params.init_images)]) for i in range(params.batch_size)]
+    results: list[GeneratedImage] = []
+    for batch in range(params.n_iter):
+        if job is not None and job.interrupted:
+            break
+        part = slice(batch * params.batch_size, (batch + 1) * params.batch_size)
+        spec = batch_noise_spec(params, model, seeds[part], subseeds[part])
+        try:
+            images = sample_batch(model, params, prepared, spec, step_reporter(job, batch, params.n_iter))
+        except SamplingInterrupted:
+            continue
+        for index, image in enumerate(images):
+            results.append(finish_image(model, params, image, seeds[part][index], subseeds[part][index], index,
+                                        outputs, now, kind="img2img-images", extra=img2img_fields(params)))
+    return results
