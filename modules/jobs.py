@@ -25,6 +25,7 @@ class Progress:
     image: int = 0
     images: int = 0
     started: float | None = None  # time.monotonic() when the job started running
+    preview: Any = None  # the latest live preview image, when previews are on
 
     def fraction(self) -> float:
         """Done fraction over the whole job (every image's steps)."""

@@ -20,6 +20,7 @@ from modules.infotext.format import format_infotext
 from modules.jobs import Job
 from modules.models.load import LoadedModel
 from modules.params import Img2ImgParams, Txt2ImgParams
+from modules.pipeline.preview import cheap_preview
 from modules.pipeline.sampling_run import (
     SamplingChoice, images_to_latents, latents_to_images, sample_img2img_latents, sample_txt2img_latents,
 )
@@ -127,18 +128,22 @@ def hires_pass(
     )
 
 
-def step_reporter(job: Job | None, batch: int, batches: int):
+def step_reporter(job: Job | None, batch: int, batches: int, preview_every: int = 0):
+    """Progress for each sampling step; a cheap preview of the first image every ``preview_every`` steps."""
     def report(step: SamplerStep) -> None:
         if job is None:
             return
-        job.report(step=step.index + 1, total_steps=step.total, image=batch, images=batches)
+        done = step.index + 1
+        preview = {"preview": cheap_preview(step.denoised[0])} if preview_every and done % preview_every == 0 else {}
+        job.report(step=done, total_steps=step.total, image=batch, images=batches, **preview)
         if job.interrupted or job.take_skip():
             raise SamplingInterrupted("interrupted" if job.interrupted else "skipped")
     return report
 
 
 def generate_txt2img(
-    model: LoadedModel, params: Txt2ImgParams, outputs: Path | None, job: Job | None = None, now: dt.datetime | None = None
+    model: LoadedModel, params: Txt2ImgParams, outputs: Path | None, job: Job | None = None,
+    now: dt.datetime | None = None, preview_every: int = 0,
 ) -> list[GeneratedImage]:
     """All batches of ``params`` (validated by the caller); images saved under ``outputs`` when given."""
     seed, subseed = resolve_seed(params.seed), resolve_seed(params.subseed)
@@ -154,7 +159,7 @@ def generate_txt2img(
         spec = batch_noise_spec(params, model, seeds[part], subseeds[part])
         prompts = [params.prompt] * params.batch_size
         negatives = [params.negative_prompt] * params.batch_size
-        report = step_reporter(job, batch, params.n_iter)
+        report = step_reporter(job, batch, params.n_iter, preview_every)
         try:
             with seamless_tiling(model, params.tiling):
                 latents = sample_txt2img_latents(model, prompts, negatives, spec, choice, report)

@@ -137,7 +137,8 @@ def sample_batch(model: LoadedModel, params: Img2ImgParams, prepared: list[Prepa
 
 
 def generate_img2img(
-    model: LoadedModel, params: Img2ImgParams, outputs: Path | None, job: Job | None = None, now: dt.datetime | None = None
+    model: LoadedModel, params: Img2ImgParams, outputs: Path | None, job: Job | None = None,
+    now: dt.datetime | None = None, preview_every: int = 0,
 ) -> list[GeneratedImage]:
     """All batches of ``params`` (validated by the caller); the i-th image of a batch uses init image i
     (cycling when there are fewer)."""
@@ -151,7 +152,7 @@ def generate_img2img(
         part = slice(batch * params.batch_size, (batch + 1) * params.batch_size)
         spec = batch_noise_spec(params, model, seeds[part], subseeds[part])
         try:
-            images = sample_batch(model, params, prepared, spec, step_reporter(job, batch, params.n_iter))
+            images = sample_batch(model, params, prepared, spec, step_reporter(job, batch, params.n_iter, preview_every))
         except SamplingInterrupted:
             continue
         for index, image in enumerate(images):

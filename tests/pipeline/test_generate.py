@@ -91,3 +91,18 @@ def test_several_problems_are_reported_together() -> None:
 def test_unknown_sampler_message_lists_the_valid_names() -> None:
     with pytest.raises(ParamsError, match="DPM\\+\\+ 2M.*Euler a.*UniPC"):
         Txt2ImgParams(sampler_name="nope").validate()
+
+
+def test_live_previews_every_n_steps(model) -> None:  # noqa: F811
+    previews = []
+    job = Job("j", lambda job: None)
+    original_report = job.report
+
+    def report(**changes) -> None:
+        original_report(**changes)
+        if "preview" in changes:
+            previews.append((changes["step"], changes["preview"].size))
+
+    job.report = report
+    generate_txt2img(model, Txt2ImgParams(**{**SMALL.__dict__, "steps": 4}), None, job, preview_every=2)
+    assert previews == [(2, (8, 8)), (4, (8, 8))]  # latent-sized RGB (the tiny VAE halves the size)
