@@ -4,6 +4,7 @@
     python launch.py [flags]        set up ./venv on first run, then serve the web UI
     python launch.py test [args]    set up, install test requirements, run pytest (args go to pytest)
     python launch.py txt2img [...]  generate from the command line with the CompVis flags
+    python launch.py img2img [...]  the same from an init image (--init-img, --strength)
 
 Set-up is stdlib-only (``modules/bootstrap.py``) so it runs on a bare Python;
 everything heavy is imported only after we are inside the virtual environment.
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-COMMANDS = ("serve", "test", "txt2img")
+COMMANDS = ("serve", "test", "txt2img", "img2img")
 
 
 def split_command(argv: list[str]) -> tuple[str, list[str]]:
@@ -48,10 +49,10 @@ def main(argv: list[str]) -> int:
         return run_tests(rest)
     if "--skip-install" not in rest:
         prepare_environment(argv, command)
-    if command == "txt2img":
-        from modules.cli import run_txt2img
+    if command in ("txt2img", "img2img"):
+        from modules.cli import run
 
-        return run_txt2img([a for a in rest if a != "--skip-install"], ROOT)
+        return run(command, [a for a in rest if a != "--skip-install"], ROOT)
     from modules.config import parse_config
 
     config = parse_config(rest, ROOT)  # --help and bad flags answer before the heavy imports

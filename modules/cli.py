@@ -16,13 +16,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 from modules.config import parse_config
 from modules.infotext.files import next_file_number, save_image
-from modules.params import ParamsError, Txt2ImgParams
+from modules.params import Img2ImgParams, ParamsError, Txt2ImgParams
 from modules.jobs import Job
 from modules.models.safe_load import read_safetensors_metadata
 from modules.pipeline.generate import GeneratedImage, generate_txt2img
 from modules.pipeline.grid import image_grid
+from modules.pipeline.img2img import generate_img2img
 from modules.runtime import Runtime
 from modules.sampling.catalog import resolve_sampler
 
@@ -58,6 +61,9 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
     if kind == "txt2img":
         parser.add_argument("--H", type=int, default=None, help="image height (default: 512 or the model's native size)")
         parser.add_argument("--W", type=int, default=None, help="image width (default: 512 or the model's native size)")
+    else:
+        parser.add_argument("--init-img", type=Path, required=True, help="the image to start from")
+        parser.add_argument("--strength", type=float, default=0.75, help="denoising strength: 0 keeps, 1 replaces")
     return parser
 
 
@@ -130,32 +136,48 @@ def txt2img_params(args: argparse.Namespace, prompt: str, size: tuple[int, int],
     ).validate()
 
 
-def run_txt2img(argv: list[str], root: Path) -> int:
+def run(kind: str, argv: list[str], root: Path) -> int:
     refused = refused_flag(argv)
     if refused:
         print(f"error: {refused}", file=sys.stderr)
         return 2
-    args = build_parser("txt2img").parse_args(argv)
-    runtime = Runtime(parse_config(_runtime_flags(args), root))
-    model = runtime.acquire_model()
+    args = build_parser(kind).parse_args(argv)
+    model = Runtime(parse_config(_runtime_flags(args), root)).acquire_model()
     channels, factor = model.detected.vae.embed_dim, 2 ** (len(model.detected.vae.ch_mult) - 1)
     if args.C not in (None, channels) or args.f not in (None, factor):
         print(f"error: --C/--f must match the model ({channels} latent channels, factor {factor})", file=sys.stderr)
         return 2
-    default = native_size(model.checkpoint.path) or (512, 512)
-    size = (args.W or default[0], args.H or default[1])
     try:
+        make = txt2img_maker(args, model) if kind == "txt2img" else img2img_maker(args)
         for prompt in prompts_of(args):
             for iteration in range(args.n_iter):
                 seed = args.seed if args.fixed_code else args.seed + iteration * args.n_samples
-                params = txt2img_params(args, prompt, size, seed)
-                results = generate_txt2img(model, params, None, ConsoleJob(f"iteration {iteration + 1}/{args.n_iter}"))
-                for path in save_run(args, results):
+                job = ConsoleJob(f"iteration {iteration + 1}/{args.n_iter}")
+                for path in save_run(args, make(model, prompt, seed, job)):
                     print(path)
-    except ParamsError as error:
+    except (ParamsError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def txt2img_maker(args: argparse.Namespace, model):
+    default = native_size(model.checkpoint.path) or (512, 512)
+    size = (args.W or default[0], args.H or default[1])
+    return lambda model, prompt, seed, job: generate_txt2img(model, txt2img_params(args, prompt, size, seed), None, job)
+
+
+def img2img_maker(args: argparse.Namespace):
+    """CompVis img2img keeps the init image's size, rounded down to a multiple of 8 here (32 there)."""
+    with Image.open(args.init_img) as opened:
+        init = opened.convert("RGB")
+    size = (init.width // 8 * 8, init.height // 8 * 8)
+
+    def make(model, prompt: str, seed: int, job: Job) -> list[GeneratedImage]:
+        base = txt2img_params(args, prompt, size, seed)
+        params = Img2ImgParams(**{**base.__dict__, "init_images": (init,), "denoising_strength": args.strength})
+        return generate_img2img(model, params.validate(), None, job)
+    return make
 
 
 def _runtime_flags(args: argparse.Namespace) -> list[str]:

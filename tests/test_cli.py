@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from safetensors.torch import save_file
 
 from modules.infotext.files import read_infotext
@@ -71,3 +72,26 @@ def test_latent_flags_must_match_the_model(checkpoint: Path, tmp_path: Path) -> 
 def test_bad_values_are_refused_with_the_field(checkpoint: Path, tmp_path: Path) -> None:
     done = launch("--ckpt", str(checkpoint), "--W", "68", "--H", "64", "--ddim_steps", "1", cwd=tmp_path)
     assert done.returncode == 2 and "width: must be a multiple of 8" in done.stderr
+
+
+def test_img2img_from_an_init_image(checkpoint: Path, tmp_path: Path) -> None:
+    init = tmp_path / "in.png"
+    Image.new("RGB", (70, 66), (10, 200, 30)).save(init)
+    out = tmp_path / "out"
+    command = [sys.executable, str(ROOT / "launch.py"), "img2img", "--skip-install", "--ckpt", str(checkpoint),
+               "--init-img", str(init), "--strength", "0.5", "--n_samples", "1", "--n_iter", "1", "--ddim_steps", "4",
+               "--outdir", str(out), "--prompt", "green"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (sample,) = (out / "samples").iterdir()
+    with Image.open(sample) as image:
+        assert image.size == (64, 64)  # the init image's size, down to a multiple of 8
+    fields = parse_infotext(read_infotext(sample))
+    assert (fields["Denoising strength"], fields["Sampler"], fields["Prompt"]) == ("0.5", "DDIM", "green")
+
+
+def test_img2img_missing_init_image_is_a_clear_error(checkpoint: Path, tmp_path: Path) -> None:
+    command = [sys.executable, str(ROOT / "launch.py"), "img2img", "--skip-install", "--ckpt", str(checkpoint),
+               "--init-img", str(tmp_path / "missing.png")]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "missing.png" in done.stderr
