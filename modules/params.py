@@ -67,7 +67,7 @@ class Txt2ImgParams:
     seed_resize_from_w: int = 0
     eta_noise_seed_delta: int = 0
     rng: RngSource = RngSource.CPU
-    clip_skip: int | None = None  # None = the model family's default
+    clip_skip: int | None = None  # A1111's "Clip skip": 1 (or None) = the family's own layer
     sampler_knobs: tuple[tuple[str, Any], ...] = field(default=())
     tiling: bool = False
     # Hires fix: a second img2img pass at a larger size.

@@ -58,7 +58,6 @@ def infotext_fields(params: Txt2ImgParams, model: LoadedModel, seed: int, subsee
     sampler, _ = resolve_sampler(params.sampler_name)
     variation = params.subseed_strength > 0
     resize = params.seed_resize_from_w > 0 and params.seed_resize_from_h > 0
-    clip_skip = params.clip_skip or model.detected.text_encoder.default_clip_skip
     return {
         "Steps": params.steps, "Sampler": sampler.name, "Schedule type": schedule_label(params),
         "CFG scale": params.cfg_scale, "Seed": seed, "Size": f"{params.width}x{params.height}",
@@ -69,7 +68,7 @@ def infotext_fields(params: Txt2ImgParams, model: LoadedModel, seed: int, subsee
         "Variation seed strength": params.subseed_strength if variation else None,
         "Seed resize from": f"{params.seed_resize_from_w}x{params.seed_resize_from_h}" if resize else None,
         "Denoising strength": params.denoising_strength if uses_denoising(params) else None,
-        "Clip skip": clip_skip if clip_skip > 1 else None,
+        "Clip skip": params.clip_skip if params.clip_skip and params.clip_skip > 1 else None,
         "ENSD": params.eta_noise_seed_delta if params.eta_noise_seed_delta and sampler.uses_ensd else None,
         "RNG": params.rng.value if params.rng.value != "GPU" else None,
         "Tiling": "True" if params.tiling else None,

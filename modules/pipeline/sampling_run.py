@@ -35,7 +35,7 @@ class SamplingChoice:
     scheduler: str = AUTOMATIC
     steps: int = 20
     cfg_scale: float = 7.0
-    clip_skip: int | None = None  # None: the model family's default
+    clip_skip: int | None = None  # A1111's "Clip skip", relative to the family's layer; None = 1
     knobs: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -52,8 +52,13 @@ def sigma_ladder(model: LoadedModel, choice: SamplingChoice) -> Tensor:
 
 
 def text_conditioning(model: LoadedModel, prompts: Sequence[str], negatives: Sequence[str], clip_skip: int | None) -> tuple[Tensor, Tensor]:
-    """(cond, uncond): encoded together so both have the same number of 77-token chunks."""
-    both = encode_prompts(model.text_encoder, model.tokenizer, [*prompts, *negatives], clip_skip)
+    """(cond, uncond): encoded together so both have the same number of 77-token chunks.
+
+    A1111's "Clip skip" counts from the layer the family conditions on (SD2's
+    penultimate is its 1), so the layer taken is the family default plus skip - 1.
+    """
+    layer = model.detected.text_encoder.default_clip_skip + (clip_skip or 1) - 1
+    both = encode_prompts(model.text_encoder, model.tokenizer, [*prompts, *negatives], layer)
     both = both.to(model.policy.unet_dtype)
     return both[: len(prompts)], both[len(prompts) :]
 
