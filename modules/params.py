@@ -49,7 +49,6 @@ class ParamsError(ValueError):
 class Txt2ImgParams:
     prompt: str = ""
     negative_prompt: str = ""
-    styles: tuple[str, ...] = ()
     checkpoint: str | None = None  # a title, name or hash; None = the current default
     vae: str | None = None  # None = the "SD VAE" setting
     sampler_name: str = "DPM++ 2M"
@@ -174,10 +173,23 @@ def _common_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:
             resolve(value)
         except ValueError as error:
             problems.append((name, str(error)))
+    problems += _knob_problems(p)
     if p.rng not in SUPPORTED_RNG:
         choices = ", ".join(s.value for s in SUPPORTED_RNG)
         problems.append(("rng", f"must be one of {choices} (NV's Philox noise is not implemented), got {p.rng!r}"))
     return problems
+
+
+def _knob_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:
+    try:
+        sampler, _ = resolve_sampler(p.sampler_name)
+    except ValueError:
+        return []  # already reported as sampler_name
+    unknown = sorted({name for name, _ in p.sampler_knobs} - set(sampler.knobs))
+    if not unknown:
+        return []
+    accepted = ", ".join(sampler.knobs) or "none"
+    return [("sampler_knobs", f"{sampler.name} does not take {', '.join(unknown)} (it takes: {accepted})")]
 
 
 def _hires_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import threading
 
 from modules.config import AppConfig
-from modules.jobs import JobQueue
+from modules.jobs import Job, JobQueue
+from modules.params import Img2ImgParams, Txt2ImgParams
+from modules.pipeline.generate import GeneratedImage, generate_txt2img
+from modules.pipeline.img2img import generate_img2img
 from modules.device.policy import DevicePolicy, choose_device_policy, probe_cuda
 from modules.models.cache import ModelCache
 from modules.models.files import VAE_SUFFIXES, CheckpointFile, find_checkpoint, scan_checkpoints, scan_vae_files
@@ -127,6 +130,17 @@ class Runtime:
         self.options.update({"sd_model_checkpoint": model.checkpoint.title})
         self._chosen_this_session = model.checkpoint.title
         return model
+
+    def submit(self, params: Txt2ImgParams, preview_every: int = 0) -> Job:
+        """Validate (raising ParamsError at the edge, nothing queued) and queue one generation."""
+        params.validate()
+
+        def work(job: Job) -> list[GeneratedImage]:
+            model = self.acquire_model(params.checkpoint, params.vae)
+            generate = generate_img2img if isinstance(params, Img2ImgParams) else generate_txt2img
+            return generate(model, params, self.config.outputs_dir, job, preview_every=preview_every)
+
+        return self.jobs.submit(work)
 
     def update_options(self, changes: dict) -> Options:
         if "sd_model_checkpoint" in changes and changes["sd_model_checkpoint"] is not None:

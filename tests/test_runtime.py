@@ -12,6 +12,8 @@ from safetensors.torch import save_file
 from modules.config import parse_config
 from modules.models.families import ModelFamily
 from modules.models.safe_load import CheckpointError
+from modules.params import ParamsError, Txt2ImgParams
+from tests.models.family_configs import clip_l_text
 from modules.runtime import NoCheckpointError, Runtime
 from tests.nets.checkpoints import TINY_SD1_TEXT, TINY_SD1_UNET, TINY_SD1_VAE, make_ldm_checkpoint
 
@@ -119,3 +121,30 @@ def test_automatic_vae_picks_the_file_named_like_the_checkpoint(two_models: Path
     assert model.vae_file is not None and model.vae_file.path.name == "alpha.vae.safetensors"
     key = "decoder.conv_out.weight"
     assert torch.equal(model.vae.state_dict()[key], vae_state[f"first_stage_model.{key}"])
+
+
+def test_submit_validates_queues_and_saves(tmp_path: Path) -> None:
+    folder = tmp_path / "models" / "Stable-diffusion" / "sub"
+    folder.mkdir(parents=True)
+    state = make_ldm_checkpoint(TINY_SD1_UNET, TINY_SD1_VAE, clip_l_text(32, 2, 64), seed=4)  # the full vocabulary
+    save_file(state, str(folder / "full.safetensors"))
+    runtime = make_runtime(tmp_path)
+    with pytest.raises(ParamsError, match="width"):
+        runtime.submit(Txt2ImgParams(width=63))
+    params = Txt2ImgParams(prompt="x", steps=2, width=64, height=64, batch_size=2, seed=5, checkpoint="full")
+    results = runtime.submit(params).future.result(timeout=120)
+    assert [r.seed for r in results] == [5, 6]
+    assert all(r.path.is_file() and r.path.parent.parent.name == "txt2img-images" for r in results)
+    assert "Model: sub_full" in results[0].infotext
+    assert len(list((tmp_path / "outputs" / "txt2img-grids").rglob("grid-0000.png"))) == 1
+
+
+def test_a_prompt_beyond_the_models_vocabulary_is_a_clear_error(two_models: Path) -> None:
+    job = make_runtime(two_models).submit(Txt2ImgParams(prompt="zebra", steps=1, width=64, height=64))
+    with pytest.raises(ValueError, match="knows 1000 tokens"):
+        job.future.result(timeout=60)
+
+
+def test_unknown_sampler_knob_is_refused() -> None:
+    with pytest.raises(ParamsError, match="Euler a does not take s_churn"):
+        Txt2ImgParams(sampler_name="Euler a", sampler_knobs=(("s_churn", 1.0),)).validate()

@@ -80,6 +80,13 @@ def next_file_number(folder: Path) -> int:
     return max(numbers, default=-1) + 1
 
 
+def grid_path(outputs: Path, kind: str, date: str, fmt: str = "png") -> Path:
+    """``outputs/<kind>/<date>/grid-NNNN.<fmt>`` with the next free grid number (A1111's grid names)."""
+    folder = outputs / kind / date
+    numbers = [int(f.name[5:9]) for f in folder.glob("grid-[0-9][0-9][0-9][0-9].*")] if folder.is_dir() else []
+    return folder / f"grid-{max(numbers, default=-1) + 1:04d}.{fmt}"
+
+
 def filename_tokens(
     *, seed: int, steps: int, cfg: float, sampler: str, model_name: str, model_hash: str, prompt: str,
     width: int, height: int, batch_number: int, now: dt.datetime,

@@ -53,6 +53,10 @@ def encode_prompts(
     empty = chunk_token_ids([], bos=tokenizer.bos_token_id, eos=tokenizer.eos_token_id, pad=pad)[0]
     chunks = max(len(rows) for rows in rows_per_prompt)
     rows = [row for prompt_rows in rows_per_prompt for row in prompt_rows + [empty] * (chunks - len(prompt_rows))]
+    vocabulary = text_encoder.config.vocab_size
+    largest = max(max(row) for row in rows)
+    if largest >= vocabulary:
+        raise ValueError(f"the model's text encoder knows {vocabulary} tokens, but the prompt needs token id {largest}")
     device = next(text_encoder.parameters()).device
     ids = torch.tensor(rows, dtype=torch.long, device=device)
     encoded = text_encoder.encode(ids, clip_skip)  # [prompts * chunks, 77, width]

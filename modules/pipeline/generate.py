@@ -15,11 +15,12 @@ from pathlib import Path
 from PIL import Image
 from torch import Tensor
 
-from modules.infotext.files import filename_tokens, output_path, save_image
+from modules.infotext.files import filename_tokens, grid_path, output_path, save_image
 from modules.infotext.format import format_infotext
 from modules.jobs import Job
 from modules.models.load import LoadedModel
 from modules.params import Img2ImgParams, Txt2ImgParams
+from modules.pipeline.grid import image_grid
 from modules.pipeline.preview import cheap_preview
 from modules.pipeline.sampling_run import (
     SamplingChoice, images_to_latents, latents_to_images, sample_img2img_latents, sample_txt2img_latents,
@@ -168,7 +169,17 @@ def generate_txt2img(
             continue  # skipped or interrupted: this batch has no finished image
         for index, image in enumerate(latents_to_images(model, latents)):
             results.append(finish_image(model, params, image, seeds[part][index], subseeds[part][index], index, outputs, now))
+    save_grid(results, outputs, "txt2img-grids", now)
     return results
+
+
+def save_grid(results: list[GeneratedImage], outputs: Path | None, kind: str, now: dt.datetime | None) -> Path | None:
+    """A grid of the whole generation when it made more than one image, with the first image's infotext."""
+    if outputs is None or len(results) < 2:
+        return None
+    path = grid_path(outputs, kind, (now or dt.datetime.now()).strftime("%Y-%m-%d"))
+    save_image(image_grid([r.image for r in results]), path, results[0].infotext)
+    return path
 
 
 def finish_image(

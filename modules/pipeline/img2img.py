@@ -17,7 +17,7 @@ from torch import Tensor
 from modules.jobs import Job
 from modules.models.load import LoadedModel
 from modules.params import INPAINT_FILL_LABELS, Img2ImgParams, InpaintFill
-from modules.pipeline.generate import GeneratedImage, batch_noise_spec, finish_image, step_reporter
+from modules.pipeline.generate import GeneratedImage, batch_noise_spec, finish_image, save_grid, step_reporter
 from modules.pipeline.images import (
     ResizeMode, fill_masked, latent_mask, masked_region, overlay_original, prepare_mask, resize_image,
 )
@@ -158,4 +158,5 @@ def generate_img2img(
         for index, image in enumerate(images):
             results.append(finish_image(model, params, image, seeds[part][index], subseeds[part][index], index,
                                         outputs, now, kind="img2img-images", extra=img2img_fields(params)))
+    save_grid(results, outputs, "img2img-grids", now)
     return results
