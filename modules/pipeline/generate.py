@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image
 from torch import Tensor
@@ -141,36 +142,54 @@ def step_reporter(job: Job | None, batch: int, batches: int, preview_every: int 
     return report
 
 
-def generate_txt2img(
-    model: LoadedModel, params: Txt2ImgParams, outputs: Path | None, job: Job | None = None,
-    now: dt.datetime | None = None, preview_every: int = 0,
+def run_batches(
+    model: LoadedModel, params: Txt2ImgParams, outputs: Path | None, job: Job | None, now: dt.datetime | None,
+    preview_every: int, make_images: Callable[[NoiseSpec, Callable], list[Image.Image]], kind: str,
+    extra: dict[str, object] | None = None,
 ) -> list[GeneratedImage]:
-    """All batches of ``params`` (validated by the caller); images saved under ``outputs`` when given."""
+    """The batch loop shared by txt2img and img2img: seeds per image, ``make_images`` per batch,
+    then infotext and saving; interrupt stops, skip drops the batch in progress."""
     seed, subseed = resolve_seed(params.seed), resolve_seed(params.subseed)
-    count = params.batch_size * params.n_iter
-    seeds, subseeds = image_seeds(seed, subseed, params.subseed_strength, count)
-    choice = SamplingChoice(params.sampler_name, params.scheduler, params.steps, params.cfg_scale,
-                            params.clip_skip, dict(params.sampler_knobs))
+    seeds, subseeds = image_seeds(seed, subseed, params.subseed_strength, params.batch_size * params.n_iter)
     results: list[GeneratedImage] = []
     for batch in range(params.n_iter):
         if job is not None and job.interrupted:
             break
         part = slice(batch * params.batch_size, (batch + 1) * params.batch_size)
         spec = batch_noise_spec(params, model, seeds[part], subseeds[part])
-        prompts = [params.prompt] * params.batch_size
-        negatives = [params.negative_prompt] * params.batch_size
-        report = step_reporter(job, batch, params.n_iter, preview_every)
         try:
-            with seamless_tiling(model, params.tiling):
-                latents = sample_txt2img_latents(model, prompts, negatives, spec, choice, report)
-                if params.enable_hr:
-                    latents = hires_pass(model, params, latents, spec, choice, report)
+            images = make_images(spec, step_reporter(job, batch, params.n_iter, preview_every))
         except SamplingInterrupted:
             continue  # skipped or interrupted: this batch has no finished image
-        for index, image in enumerate(latents_to_images(model, latents)):
-            results.append(finish_image(model, params, image, seeds[part][index], subseeds[part][index], index, outputs, now))
-    save_grid(results, outputs, "txt2img-grids", now)
+        for index, image in enumerate(images):
+            results.append(finish_image(model, params, image, seeds[part][index], subseeds[part][index], index,
+                                        outputs, now, kind, extra))
+    save_grid(results, outputs, kind.replace("-images", "-grids"), now)
     return results
+
+
+def sampling_choice(params: Txt2ImgParams) -> SamplingChoice:
+    return SamplingChoice(params.sampler_name, params.scheduler, params.steps, params.cfg_scale,
+                          params.clip_skip, dict(params.sampler_knobs))
+
+
+def generate_txt2img(
+    model: LoadedModel, params: Txt2ImgParams, outputs: Path | None, job: Job | None = None,
+    now: dt.datetime | None = None, preview_every: int = 0,
+) -> list[GeneratedImage]:
+    """All batches of ``params`` (validated by the caller); images saved under ``outputs`` when given."""
+    choice = sampling_choice(params)
+    prompts = [params.prompt] * params.batch_size
+    negatives = [params.negative_prompt] * params.batch_size
+
+    def make_images(spec: NoiseSpec, report: Callable) -> list[Image.Image]:
+        with seamless_tiling(model, params.tiling):  # the VAE decodes with circular padding too
+            latents = sample_txt2img_latents(model, prompts, negatives, spec, choice, report)
+            if params.enable_hr:
+                latents = hires_pass(model, params, latents, spec, choice, report)
+            return latents_to_images(model, latents)
+
+    return run_batches(model, params, outputs, job, now, preview_every, make_images, "txt2img-images")
 
 
 def save_grid(results: list[GeneratedImage], outputs: Path | None, kind: str, now: dt.datetime | None) -> Path | None:

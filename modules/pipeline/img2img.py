@@ -17,16 +17,16 @@ from torch import Tensor
 from modules.jobs import Job
 from modules.models.load import LoadedModel
 from modules.params import INPAINT_FILL_LABELS, Img2ImgParams, InpaintFill
-from modules.pipeline.generate import GeneratedImage, batch_noise_spec, finish_image, save_grid, step_reporter
+from modules.pipeline.generate import GeneratedImage, run_batches, sampling_choice
 from modules.pipeline.images import (
     ResizeMode, fill_masked, latent_mask, masked_region, overlay_original, prepare_mask, resize_image,
 )
 from modules.pipeline.sampling_run import (
-    LatentMask, SamplingChoice, images_to_latents, inpainting_conditioning, latents_to_images, sample_img2img_latents,
+    LatentMask, images_to_latents, inpainting_conditioning, latents_to_images, sample_img2img_latents,
 )
+from modules.pipeline.tiling import seamless_tiling
 from modules.pipeline.upscale import upscale_latents
-from modules.sampling.noise import ImageNoise, NoiseSpec, image_seeds, resolve_seed
-from modules.sampling.samplers import SamplingInterrupted
+from modules.sampling.noise import ImageNoise, NoiseSpec
 
 
 @dataclass(frozen=True)
@@ -126,8 +126,7 @@ def sample_batch(model: LoadedModel, params: Img2ImgParams, prepared: list[Prepa
         if model.detected.family.is_inpainting:
             pixels = torch.from_numpy(np.stack([np.around(np.asarray(p.mask, dtype=np.float32) / 255) for p in prepared]))[:, None]
             conditioning = inpainting_conditioning(model, masked_image_conditioning(model, prepared, pixels), repaint)
-    choice = SamplingChoice(params.sampler_name, params.scheduler, params.steps, params.cfg_scale,
-                            params.clip_skip, dict(params.sampler_knobs))
+    choice = sampling_choice(params)
     count = len(prepared)
     sampled = sample_img2img_latents(
         model, latents, [params.prompt] * count, [params.negative_prompt] * count, spec, choice,
@@ -142,21 +141,11 @@ def generate_img2img(
 ) -> list[GeneratedImage]:
     """All batches of ``params`` (validated by the caller); the i-th image of a batch uses init image i
     (cycling when there are fewer)."""
-    seed, subseed = resolve_seed(params.seed), resolve_seed(params.subseed)
-    seeds, subseeds = image_seeds(seed, subseed, params.subseed_strength, params.batch_size * params.n_iter)
     prepared = [prepare(params, params.init_images[i % len(params.init_images)]) for i in range(params.batch_size)]
-    results: list[GeneratedImage] = []
-    for batch in range(params.n_iter):
-        if job is not None and job.interrupted:
-            break
-        part = slice(batch * params.batch_size, (batch + 1) * params.batch_size)
-        spec = batch_noise_spec(params, model, seeds[part], subseeds[part])
-        try:
-            images = sample_batch(model, params, prepared, spec, step_reporter(job, batch, params.n_iter, preview_every))
-        except SamplingInterrupted:
-            continue
-        for index, image in enumerate(images):
-            results.append(finish_image(model, params, image, seeds[part][index], subseeds[part][index], index,
-                                        outputs, now, kind="img2img-images", extra=img2img_fields(params)))
-    save_grid(results, outputs, "img2img-grids", now)
-    return results
+
+    def make_images(spec: NoiseSpec, report) -> list[Image.Image]:
+        with seamless_tiling(model, params.tiling):
+            return sample_batch(model, params, prepared, spec, report)
+
+    return run_batches(model, params, outputs, job, now, preview_every, make_images, "img2img-images",
+                       img2img_fields(params))
