@@ -47,6 +47,10 @@ class AppConfig:
         return self.data_dir / "cache" / "hashes.json"
 
     @property
+    def styles_file(self) -> Path:
+        return self.data_dir / "styles.csv"
+
+    @property
     def outputs_dir(self) -> Path:
         return self.data_dir / "outputs"
 

@@ -49,6 +49,7 @@ class ParamsError(ValueError):
 class Txt2ImgParams:
     prompt: str = ""
     negative_prompt: str = ""
+    styles: tuple[str, ...] = ()  # names in styles.csv, merged into the prompts by Runtime.submit
     checkpoint: str | None = None  # a title, name or hash; None = the current default
     vae: str | None = None  # None = the "SD VAE" setting
     sampler_name: str = "DPM++ 2M"

@@ -6,11 +6,13 @@ explicitly to the UI, the API and the CLI; nothing else keeps state.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 from modules.config import AppConfig
 from modules.jobs import Job, JobQueue
-from modules.params import Img2ImgParams, Txt2ImgParams
+from modules.params import Img2ImgParams, ParamsError, Txt2ImgParams
+from modules.styles import apply_styles, read_styles
 from modules.pipeline.generate import GeneratedImage, generate_txt2img
 from modules.pipeline.img2img import generate_img2img
 from modules.device.policy import DevicePolicy, choose_device_policy, probe_cuda
@@ -132,8 +134,9 @@ class Runtime:
         return model
 
     def submit(self, params: Txt2ImgParams, preview_every: int = 0) -> Job:
-        """Validate (raising ParamsError at the edge, nothing queued) and queue one generation."""
-        params.validate()
+        """Validate (raising ParamsError at the edge, nothing queued), merge the chosen styles into
+        the prompts, and queue one generation."""
+        params = self.with_styles(params.validate())
 
         def work(job: Job) -> list[GeneratedImage]:
             model = self.acquire_model(params.checkpoint, params.vae)
@@ -141,6 +144,16 @@ class Runtime:
             return generate(model, params, self.config.outputs_dir, job, preview_every=preview_every)
 
         return self.jobs.submit(work)
+
+    def with_styles(self, params: Txt2ImgParams) -> Txt2ImgParams:
+        if not params.styles:
+            return params
+        try:
+            prompt, negative = apply_styles(params.prompt, params.negative_prompt, params.styles,
+                                            read_styles(self.config.styles_file))
+        except KeyError as error:
+            raise ParamsError([("styles", str(error.args[0]))]) from error
+        return dataclasses.replace(params, prompt=prompt, negative_prompt=negative)
 
     def update_options(self, changes: dict) -> Options:
         if "sd_model_checkpoint" in changes and changes["sd_model_checkpoint"] is not None:

@@ -148,3 +148,11 @@ def test_a_prompt_beyond_the_models_vocabulary_is_a_clear_error(two_models: Path
 def test_unknown_sampler_knob_is_refused() -> None:
     with pytest.raises(ParamsError, match="Euler a does not take s_churn"):
         Txt2ImgParams(sampler_name="Euler a", sampler_knobs=(("s_churn", 1.0),)).validate()
+
+
+def test_submit_merges_styles_and_refuses_unknown_ones(two_models: Path) -> None:
+    (two_models / "styles.csv").write_text("name,prompt,negative_prompt\nframed,framed {prompt},ugly\n", encoding="utf-8")
+    runtime = make_runtime(two_models)
+    assert runtime.with_styles(Txt2ImgParams(prompt="cat", styles=("framed",))).prompt == "framed cat"
+    with pytest.raises(ParamsError, match="unknown style 'neon'; available: framed"):
+        runtime.submit(Txt2ImgParams(prompt="cat", styles=("neon",)))
