@@ -11,7 +11,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PORT = 7860
+API_ONLY_PORT = 7861  # A1111 serves --nowebui on 7861 so a UI instance can run beside it
 PRECISIONS = ("autocast", "full", "half")
+THEMES = ("light", "dark")
+
+
+class ConfigError(ValueError):
+    """A flag value that cannot be used; the message names the flag."""
+
+
+def parse_credentials(text: str, flag: str) -> tuple[tuple[str, str], ...]:
+    """``user:pass[,user2:pass2]`` (A1111's --gradio-auth / --api-auth format) as pairs."""
+    pairs = []
+    for item in (part.strip() for part in text.replace("\n", ",").split(",")):
+        if not item:
+            continue
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            raise ConfigError(f"{flag}: expected user:password, got {item!r}")
+        pairs.append((user, password))
+    if not pairs:
+        raise ConfigError(f"{flag}: no user:password pair given")
+    return tuple(pairs)
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,24 @@ class DeviceFlags:
 
 
 @dataclass(frozen=True)
+class ServerFlags:
+    """How the app is served: UI and/or API, sharing, logins, looks."""
+
+    api: bool = False  # mount /sdapi/v1 beside the UI
+    nowebui: bool = False  # serve the API alone
+    share: bool = False  # ask Gradio for a public share link
+    gradio_auth: tuple[tuple[str, str], ...] = ()
+    api_auth: tuple[tuple[str, str], ...] = ()
+    theme: str | None = None  # None = the browser's preference
+    autolaunch: bool = False  # open the system browser once serving
+    enable_insecure_extension_access: bool = False
+
+    @property
+    def api_enabled(self) -> bool:
+        return self.api or self.nowebui
+
+
+@dataclass(frozen=True)
 class AppConfig:
     root: Path
     data_dir: Path
@@ -37,6 +76,9 @@ class AppConfig:
     device: DeviceFlags
     server_name: str = "127.0.0.1"
     port: int = DEFAULT_PORT
+    server: ServerFlags = ServerFlags()
+    lora_dirs: tuple[Path, ...] = ()
+    embeddings_dirs: tuple[Path, ...] = ()
 
     @property
     def options_file(self) -> Path:
@@ -63,6 +105,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     paths.add_argument("--ckpt-dir", type=Path, action="append", default=[], help="another folder to scan for checkpoints (repeatable)")
     paths.add_argument("--ckpt", type=Path, action="append", default=[], help="a checkpoint file to list and load by default (repeatable)")
     paths.add_argument("--vae-dir", type=Path, action="append", default=[], help="another folder to scan for VAE files (repeatable)")
+    paths.add_argument("--lora-dir", type=Path, action="append", default=[], help="another folder to scan for LoRA files (repeatable)")
+    paths.add_argument("--embeddings-dir", type=Path, action="append", default=[], help="another folder to scan for textual inversion embeddings (repeatable)")
     _add_device_flags(parser.add_argument_group("device and precision"))
     _add_server_flags(parser.add_argument_group("server"))
     parser.add_argument("--skip-install", action="store_true", help="do not check or install requirements")
@@ -81,7 +125,35 @@ def _add_device_flags(group: argparse._ArgumentGroup) -> None:
 def _add_server_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--listen", action="store_true", help="bind 0.0.0.0 (reachable from the network)")
     group.add_argument("--server-name", default=None, help="address to bind")
-    group.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    group.add_argument("--port", type=int, default=None, help=f"port (default {DEFAULT_PORT}; {API_ONLY_PORT} with --nowebui)")
+    group.add_argument("--share", action="store_true", help="also serve through a public Gradio share link")
+    group.add_argument("--gradio-auth", default=None, metavar="USER:PASS[,...]", help="ask for a login on the web UI")
+    group.add_argument("--gradio-auth-path", type=Path, default=None, help="a file of user:pass lines (or comma-separated) for the web UI login")
+    group.add_argument("--api", action="store_true", help="serve the A1111-compatible /sdapi/v1 API beside the UI")
+    group.add_argument("--nowebui", action="store_true", help="serve the API only (no web UI)")
+    group.add_argument("--api-auth", default=None, metavar="USER:PASS[,...]", help="HTTP Basic auth on every API route")
+    group.add_argument("--theme", choices=THEMES, default=None, help="force the light or dark theme")
+    group.add_argument("--autolaunch", action="store_true", help="open the web UI in the system browser")
+    group.add_argument("--enable-insecure-extension-access", action="store_true",
+                       help="allow installing extensions even when the server is reachable from the network")
+
+
+def server_flags_from_args(args: argparse.Namespace) -> ServerFlags:
+    gradio_auth: tuple[tuple[str, str], ...] = ()
+    if args.gradio_auth:
+        gradio_auth += parse_credentials(args.gradio_auth, "--gradio-auth")
+    if args.gradio_auth_path:
+        try:
+            text = args.gradio_auth_path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"--gradio-auth-path: cannot read {args.gradio_auth_path}: {error.strerror}") from error
+        gradio_auth += parse_credentials(text.replace("\n", ","), "--gradio-auth-path")
+    return ServerFlags(
+        api=args.api, nowebui=args.nowebui, share=args.share, gradio_auth=gradio_auth,
+        api_auth=parse_credentials(args.api_auth, "--api-auth") if args.api_auth else (),
+        theme=args.theme, autolaunch=args.autolaunch,
+        enable_insecure_extension_access=args.enable_insecure_extension_access,
+    )
 
 
 def config_from_args(args: argparse.Namespace, root: Path) -> AppConfig:
@@ -98,9 +170,19 @@ def config_from_args(args: argparse.Namespace, root: Path) -> AppConfig:
         ckpt_dirs=(models_dir / "Stable-diffusion", *(p.resolve() for p in args.ckpt_dir)),
         ckpt_files=tuple(p.resolve() for p in args.ckpt),
         vae_dirs=(models_dir / "VAE", *(p.resolve() for p in args.vae_dir)),
-        device=device, server_name=server_name, port=args.port,
+        device=device, server_name=server_name,
+        port=args.port or (API_ONLY_PORT if args.nowebui else DEFAULT_PORT),
+        server=server_flags_from_args(args),
+        lora_dirs=(models_dir / "Lora", *(p.resolve() for p in args.lora_dir)),
+        embeddings_dirs=(models_dir / "embeddings", *(p.resolve() for p in args.embeddings_dir)),
     )
 
 
 def parse_config(argv: list[str], root: Path) -> AppConfig:
-    return config_from_args(build_arg_parser().parse_args(argv), root)
+    """Flags to config; a bad value exits like argparse does, with the flag named."""
+    parser = build_arg_parser()
+    args = parser.parse_args(argv)
+    try:
+        return config_from_args(args, root)
+    except ConfigError as error:
+        parser.error(str(error))

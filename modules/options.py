@@ -25,6 +25,41 @@ class Options:
     # How many checkpoints stay loaded; None = automatic (1 on CUDA, 2 on CPU when RAM allows).
     sd_checkpoints_limit: int | None = None
     CLIP_stop_at_last_layers: int = 1
+    # Saving images/grids
+    samples_save: bool = True  # save every generated image (the API asks per request instead)
+    samples_format: str = "png"
+    jpeg_quality: int = 80  # also WebP quality
+    samples_filename_pattern: str = ""  # "" = [seed]; tokens as in A1111 ([seed], [prompt_spaces], ...)
+    grid_save: bool = True
+    save_incomplete_images: bool = False
+    # Paths for saving ("" = outputs/<kind> under the data dir)
+    outdir_samples: str = ""
+    outdir_txt2img_samples: str = ""
+    outdir_img2img_samples: str = ""
+    outdir_grids: str = ""
+    outdir_txt2img_grids: str = ""
+    outdir_img2img_grids: str = ""
+    # Live previews
+    live_previews_enable: bool = True
+    show_progress_every_n_steps: int = 10
+    show_progress_type: str = "Approx cheap"  # "Full" decodes with the VAE
+    live_preview_refresh_period: int = 1000  # ms between progress polls in the browser
+    show_progress_in_title: bool = True
+    interrupt_after_current: bool = True
+    # Sampler parameters
+    eta_ancestral: float = 1.0
+    eta_ddim: float = 0.0
+    eta_noise_seed_delta: int = 0
+    randn_source: str = "CPU"
+    # Prompts (Stable Diffusion section)
+    comma_padding_backtrack: int = 20
+    emphasis: str = "Original"
+    enable_prompt_comments: bool = True
+    extra_networks_default_multiplier: float = 1.0
+    # User interface defaults
+    txt2img_default_sampler: str = "DPM++ 2M"
+    txt2img_default_steps: int = 20
+    txt2img_default_cfg_scale: float = 7.0
 
 
 class OptionsError(ValueError):
@@ -34,24 +69,56 @@ class OptionsError(ValueError):
         self.reason = reason
 
 
-_FIELD_TYPES: Mapping[str, tuple[type, ...]] = {
-    "sd_model_checkpoint": (str, type(None)),
-    "sd_vae": (str,),
-    "sd_checkpoints_limit": (int, type(None)),
-    "CLIP_stop_at_last_layers": (int,),
+_NULLABLE = {"sd_model_checkpoint", "sd_checkpoints_limit"}
+_RANGES: Mapping[str, tuple[float, float]] = {
+    "sd_checkpoints_limit": (1, 16), "CLIP_stop_at_last_layers": (1, 12), "jpeg_quality": (1, 100),
+    "show_progress_every_n_steps": (-1, 1000), "live_preview_refresh_period": (100, 60000),
+    "eta_ancestral": (0, 1), "eta_ddim": (0, 1), "eta_noise_seed_delta": (0, 2**32 - 1),
+    "comma_padding_backtrack": (0, 74), "extra_networks_default_multiplier": (-10, 10),
+    "txt2img_default_steps": (1, 150), "txt2img_default_cfg_scale": (1, 30),
 }
-_INT_RANGES: Mapping[str, tuple[int, int]] = {"sd_checkpoints_limit": (1, 16), "CLIP_stop_at_last_layers": (1, 12)}
+_CHOICES: Mapping[str, tuple[str, ...]] = {
+    "samples_format": ("png", "jpg", "jpeg", "webp"),
+    "show_progress_type": ("Full", "Approx cheap"),
+    "randn_source": ("CPU", "GPU", "NV"),
+    "emphasis": ("Original", "No norm", "Ignore", "None"),
+}
+
+
+def _field_types() -> dict[str, tuple[type, ...]]:
+    """Each option's accepted types, from the dataclass defaults (a float field also takes an int)."""
+    types: dict[str, tuple[type, ...]] = {}
+    for field in dataclasses.fields(Options):
+        default = field.default
+        kind = (str,) if default is None or field.name == "sd_model_checkpoint" else (type(default),)
+        if field.name == "sd_checkpoints_limit":
+            kind = (int,)
+        if kind == (float,):
+            kind = (float, int)
+        types[field.name] = kind + ((type(None),) if field.name in _NULLABLE else ())
+    return types
+
+
+_FIELD_TYPES: Mapping[str, tuple[type, ...]] = _field_types()
+
+
+def option_names() -> tuple[str, ...]:
+    return tuple(_FIELD_TYPES)
 
 
 def validate_option(field: str, value: Any) -> None:
     types = _FIELD_TYPES.get(field)
     if types is None:
         raise OptionsError(field, "unknown option")
-    if isinstance(value, bool) or not isinstance(value, types):
+    is_bool_field = types[0] is bool
+    if isinstance(value, bool) != is_bool_field or not isinstance(value, types):
         raise OptionsError(field, f"expected {' or '.join(t.__name__ for t in types)}, got {value!r}")
-    low_high = _INT_RANGES.get(field)
+    low_high = _RANGES.get(field)
     if low_high and value is not None and not low_high[0] <= value <= low_high[1]:
-        raise OptionsError(field, f"must be between {low_high[0]} and {low_high[1]}, got {value}")
+        raise OptionsError(field, f"must be between {low_high[0]:g} and {low_high[1]:g}, got {value}")
+    choices = _CHOICES.get(field)
+    if choices and value not in choices:
+        raise OptionsError(field, f"must be one of {', '.join(choices)}, got {value!r}")
 
 
 class OptionsStore:
