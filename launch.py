@@ -5,6 +5,8 @@
     python launch.py test [args]    set up, install test requirements, run pytest (args go to pytest)
     python launch.py txt2img [...]  generate from the command line with the CompVis flags
     python launch.py img2img [...]  the same from an init image (--init-img, --strength)
+    python launch.py train-demo     train the bundled demo model (CUDA when present, else CPU)
+    python launch.py evaluate-demo  score the demo model's prompt adherence through the pipeline
 
 Set-up is stdlib-only (``modules/bootstrap.py``) so it runs on a bare Python;
 everything heavy is imported only after we are inside the virtual environment.
@@ -17,7 +19,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-COMMANDS = ("serve", "test", "txt2img", "img2img")
+COMMANDS = ("serve", "test", "txt2img", "img2img", "train-demo", "evaluate-demo")
 
 
 def split_command(argv: list[str]) -> tuple[str, list[str]]:
@@ -53,6 +55,14 @@ def main(argv: list[str]) -> int:
         from modules.cli import run
 
         return run(command, [a for a in rest if a != "--skip-install"], ROOT)
+    if command == "train-demo":
+        from modules.demo.train import main as train_demo
+
+        return train_demo([a for a in rest if a != "--skip-install"], ROOT)
+    if command == "evaluate-demo":
+        from modules.demo.evaluate import main as evaluate_demo
+
+        return evaluate_demo([a for a in rest if a != "--skip-install"], ROOT)
     from modules.config import parse_config
 
     config = parse_config(rest, ROOT)  # --help and bad flags answer before the heavy imports

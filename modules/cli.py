@@ -22,7 +22,7 @@ from modules.config import parse_config
 from modules.infotext.files import next_file_number, save_image
 from modules.params import Img2ImgParams, ParamsError, Txt2ImgParams
 from modules.jobs import Job
-from modules.models.safe_load import read_safetensors_metadata
+from modules.models.safe_load import declared_resolution
 from modules.pipeline.generate import GeneratedImage, generate_txt2img
 from modules.pipeline.grid import image_grid
 from modules.pipeline.img2img import generate_img2img
@@ -97,13 +97,6 @@ class ConsoleJob(Job):
                   file=sys.stderr, flush=True)
 
 
-def native_size(path: Path) -> tuple[int, int] | None:
-    """The checkpoint's ModelSpec ``modelspec.resolution`` ("WxH"), when it declares one."""
-    value = read_safetensors_metadata(path).get("modelspec.resolution", "")
-    width, _, height = value.partition("x")
-    return (int(width), int(height)) if width.isdigit() and height.isdigit() else None
-
-
 def prompts_of(args: argparse.Namespace) -> list[str]:
     if args.from_file is None:
         return [args.prompt]
@@ -162,7 +155,7 @@ def run(kind: str, argv: list[str], root: Path) -> int:
 
 
 def txt2img_maker(args: argparse.Namespace, model):
-    default = native_size(model.checkpoint.path) or (512, 512)
+    default = declared_resolution(model.checkpoint.path) or (512, 512)
     size = (args.W or default[0], args.H or default[1])
     return lambda model, prompt, seed, job: generate_txt2img(model, txt2img_params(args, prompt, size, seed), None, job)
 

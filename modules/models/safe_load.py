@@ -87,6 +87,12 @@ def read_safetensors_metadata(path: Path) -> dict[str, str]:
         raise corrupt_safetensors_error(path, error) from error
 
 
+def declared_resolution(path: Path) -> tuple[int, int] | None:
+    """(width, height) from ModelSpec's ``modelspec.resolution`` ("WxH"), when the file declares one."""
+    width, _, height = read_safetensors_metadata(path).get("modelspec.resolution", "").partition("x")
+    return (int(width), int(height)) if width.strip().isdigit() and height.strip().isdigit() else None
+
+
 def _load_safetensors(path: Path, device: str | torch.device) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device=str(device))
@@ -165,3 +171,9 @@ def _tensors_of(path: Path, loaded: object) -> dict[str, torch.Tensor]:
         raise CheckpointError(path, "the pickle holds no tensors (top-level keys: "
                               f"{', '.join(map(str, list(loaded)[:10])) or 'none'})")
     return tensors
+
+
+def load_pickle_object(path: Path, device: str | torch.device = "cpu") -> object:
+    """The unpickled object of a ``.pt``/``.bin`` file as it is (nested dicts, numbers and strings
+    kept), through the same weights-only loader and error messages as ``load_state_dict``."""
+    return _load_pickle(Path(path), device)

@@ -1,0 +1,1 @@
+"""The bundled demo model: its dataset generator, trainer and evaluation."""

@@ -1,0 +1,1 @@
+"""Add-on networks applied at generation time: LoRA, textual inversion embeddings."""
