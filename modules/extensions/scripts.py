@@ -1,0 +1,116 @@
+"""Scripts as A1111 models them: a selectable script replaces the generation (``run``), an
+always-on script adjusts the parameters of every generation (``process``).
+
+The registry is held by the Runtime (one per process, passed explicitly); the API lists it
+(``/sdapi/v1/scripts``, ``/script-info``) and runs ``script_name`` / ``alwayson_scripts``
+through it. Titles are matched ignoring case, as A1111 matches ``script_name``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from modules.params import Txt2ImgParams
+    from modules.pipeline.generate import GeneratedImage, SaveOptions
+    from modules.runtime import Runtime
+
+
+class _AlwaysVisible:
+    """The marker ``show()`` returns for an always-on script (A1111's ``scripts.AlwaysVisible``)."""
+
+    def __repr__(self) -> str:
+        return "ALWAYS_VISIBLE"
+
+
+ALWAYS_VISIBLE = _AlwaysVisible()
+
+
+class ScriptArgsError(ValueError):
+    """Arguments a script cannot use; the message names the argument and why."""
+
+
+@dataclass(frozen=True)
+class ScriptArg:
+    """One argument as ``/sdapi/v1/script-info`` describes it (A1111's ``ScriptArg``)."""
+
+    label: str
+    value: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] | None = None
+
+
+class Script:
+    """Base class. Subclasses override ``title`` and ``show``, and ``run`` or ``process``."""
+
+    def title(self) -> str:
+        raise NotImplementedError
+
+    def show(self, is_img2img: bool) -> "bool | _AlwaysVisible":
+        return True
+
+    def args_info(self) -> list[ScriptArg]:
+        return []
+
+    def run(self, runtime: "Runtime", params: "Txt2ImgParams", args: Sequence[Any], *,
+            save: "SaveOptions | None" = None) -> list["GeneratedImage"]:
+        """A selectable script's whole generation; ``save`` None = the saving settings."""
+        raise NotImplementedError(f"{self.title()} is not a selectable script")
+
+    def process(self, params: "Txt2ImgParams", args: Sequence[Any]) -> "Txt2ImgParams":
+        """An always-on script's change to the parameters before they are queued."""
+        return params
+
+    def is_alwayson(self, is_img2img: bool) -> bool:
+        return self.show(is_img2img) is ALWAYS_VISIBLE
+
+
+def _key(title: str) -> str:
+    return title.strip().casefold()
+
+
+class ScriptRegistry:
+    def __init__(self) -> None:
+        self._scripts: list[Script] = []
+
+    @classmethod
+    def with_builtins(cls) -> "ScriptRegistry":
+        from modules.extensions.prompt_matrix import PromptMatrix
+
+        registry = cls()
+        registry.register(PromptMatrix())
+        return registry
+
+    def register(self, script: Script) -> None:
+        if any(_key(s.title()) == _key(script.title()) for s in self._scripts):
+            raise ValueError(f"a script titled {script.title()!r} is already registered")
+        self._scripts.append(script)
+
+    def scripts(self, is_img2img: bool) -> list[Script]:
+        """Every script shown on that tab, selectable and always-on, in registration order."""
+        return [s for s in self._scripts if s.show(is_img2img)]
+
+    def titles(self, is_img2img: bool) -> list[str]:
+        """The selectable scripts' titles (the "Script" dropdown)."""
+        return [s.title() for s in self.scripts(is_img2img) if not s.is_alwayson(is_img2img)]
+
+    def alwayson(self, is_img2img: bool) -> list[Script]:
+        return [s for s in self.scripts(is_img2img) if s.is_alwayson(is_img2img)]
+
+    def find(self, title: str, is_img2img: bool | None = None, *, alwayson: bool = False) -> Script:
+        """The script with this title, ignoring case. ``is_img2img`` given: only scripts of that tab,
+        selectable ones (or always-on ones with ``alwayson``). Unknown: KeyError listing the titles."""
+        if is_img2img is None:
+            candidates = list(self._scripts)
+        elif alwayson:
+            candidates = self.alwayson(is_img2img)
+        else:
+            candidates = [s for s in self.scripts(is_img2img) if not s.is_alwayson(is_img2img)]
+        for script in candidates:
+            if _key(script.title()) == _key(title):
+                return script
+        known = ", ".join(s.title() for s in candidates) or "none"
+        raise KeyError(f"unknown script {title!r}; known: {known}")
