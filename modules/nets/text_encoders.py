@@ -9,7 +9,8 @@ strictly: a missing or unexpected key is an error.
 
 from __future__ import annotations
 
-from typing import Mapping
+from contextlib import contextmanager
+from typing import Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -118,13 +119,38 @@ class TextEncoder(nn.Module):
             return {OPEN_CLIP_PREFIX + k: v for k, v in hf_to_open_clip(state).items()}
         return {SD1_PREFIX + k: v for k, v in state.items()}
 
-    def encode(self, token_ids: Tensor, clip_skip: int | None = None) -> Tensor:
+    def encode(
+        self, token_ids: Tensor, clip_skip: int | None = None, input_vectors: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
         """Hidden states [B, T, width]. ``clip_skip`` n takes the n-th layer output from the end,
-        then the final LayerNorm (A1111's "Clip skip"; SD2 conditions on n=2, the penultimate)."""
+        then the final LayerNorm (A1111's "Clip skip"; SD2 conditions on n=2, the penultimate).
+        ``input_vectors`` = (vectors [B, T, width], where [B, T]): token embeddings replaced at
+        those positions before the transformer (textual inversion)."""
         skip = clip_skip or self.config.default_clip_skip
         if not 1 <= skip <= self.config.num_layers:
             raise ValueError(f"clip skip must be between 1 and {self.config.num_layers}, got {skip}")
-        output = self.transformer(input_ids=token_ids, output_hidden_states=skip > 1)
+        with self._token_embeddings_replaced(input_vectors):
+            output = self.transformer(input_ids=token_ids, output_hidden_states=skip > 1)
         if skip == 1:
             return output.last_hidden_state
         return self.transformer.final_layer_norm(output.hidden_states[-skip])
+
+    @contextmanager
+    def _token_embeddings_replaced(self, input_vectors: tuple[Tensor, Tensor] | None) -> Iterator[None]:
+        """A forward hook on the token-embedding table for one call: its output is what the
+        transformer adds the position embeddings to, so replacing rows there is exactly
+        "these positions have these input vectors"."""
+        if input_vectors is None:
+            yield
+            return
+        vectors, where = input_vectors
+
+        def replace(_module: nn.Module, _inputs: tuple, looked_up: Tensor) -> Tensor:
+            mask = where.to(looked_up.device)[..., None]
+            return torch.where(mask, vectors.to(looked_up.device, looked_up.dtype), looked_up)
+
+        handle = self.transformer.get_input_embeddings().register_forward_hook(replace)
+        try:
+            yield
+        finally:
+            handle.remove()

@@ -17,9 +17,9 @@ from torch import Tensor
 
 from modules.models.load import LoadedModel
 from modules.models.vae_decode import decode_latents
-from modules.pipeline.conditioning import encode_prompts
+from modules.pipeline.conditioning import PromptOptions, StepConditioning, plan_prompts, step_conditioning
 from modules.sampling.catalog import initial_noise_scale, resolve_sampler, resolve_schedule, sampler_sigmas
-from modules.sampling.denoiser import CFGDenoiser, DiscreteDenoiser
+from modules.sampling.denoiser import CFGDenoiser, DiscreteDenoiser, ScheduledCFGDenoiser
 from modules.sampling.noise import ImageNoise, NoiseSpec
 from modules.sampling.samplers import SamplerStep
 from modules.sampling.schedules import scaled_linear_alphas_cumprod, sigmas_from_alphas_cumprod
@@ -37,6 +37,8 @@ class SamplingChoice:
     cfg_scale: float = 7.0
     clip_skip: int | None = None  # A1111's "Clip skip", relative to the family's layer; None = 1
     knobs: Mapping[str, Any] = field(default_factory=dict)
+    prompt_options: PromptOptions = field(default_factory=PromptOptions)
+    first_pass_steps: int | None = None  # set on a hires pass: prompt-editing steps count from the first pass
 
 
 def model_alphas_cumprod(model: LoadedModel) -> Tensor:
@@ -51,16 +53,17 @@ def sigma_ladder(model: LoadedModel, choice: SamplingChoice) -> Tensor:
     return sampler_sigmas(sampler, schedule, choice.steps, model_sigmas)
 
 
-def text_conditioning(model: LoadedModel, prompts: Sequence[str], negatives: Sequence[str], clip_skip: int | None) -> tuple[Tensor, Tensor]:
-    """(cond, uncond): encoded together so both have the same number of 77-token chunks.
+def text_conditioning(model: LoadedModel, prompts: Sequence[str], negatives: Sequence[str], choice: SamplingChoice) -> StepConditioning:
+    """Prompts parsed into per-step schedules, every distinct text encoded once, all with the same
+    number of 77-token chunks so cond and uncond share one batch.
 
     A1111's "Clip skip" counts from the layer the family conditions on (SD2's
     penultimate is its 1), so the layer taken is the family default plus skip - 1.
     """
-    layer = model.detected.text_encoder.default_clip_skip + (clip_skip or 1) - 1
-    both = encode_prompts(model.text_encoder, model.tokenizer, [*prompts, *negatives], layer)
-    both = both.to(model.policy.unet_dtype)
-    return both[: len(prompts)], both[len(prompts) :]
+    layer = model.detected.text_encoder.default_clip_skip + (choice.clip_skip or 1) - 1
+    plan = plan_prompts(prompts, negatives, choice.steps, choice.prompt_options, choice.first_pass_steps)
+    return step_conditioning(model.text_encoder, model.tokenizer, plan, layer, choice.prompt_options,
+                             model.policy.unet_dtype)
 
 
 def sample_txt2img_latents(
@@ -76,7 +79,7 @@ def sample_txt2img_latents(
     noise = ImageNoise(noise_spec, device=model.policy.device, dtype=model.policy.unet_dtype)
     x = noise.initial_noise() * initial_noise_scale(sampler, float(sigmas[0]))
     conditioning = blank_image_conditioning(model, x) if model.detected.family.is_inpainting else None
-    denoiser = guided_denoiser(model, prompts, negatives, choice, conditioning)
+    denoiser = guided_denoiser(model, prompts, negatives, choice, conditioning, sigmas)
     with torch.inference_mode():
         return sampler(denoiser, x, sigmas, noise=noise, callback=callback, **choice.knobs)
 
@@ -90,15 +93,19 @@ def inpainting_unet(unet: Callable[..., Tensor]) -> Callable[..., Tensor]:
 
 def guided_denoiser(
     model: LoadedModel, prompts: Sequence[str], negatives: Sequence[str], choice: SamplingChoice,
-    image_conditioning: Tensor | None,
-) -> CFGDenoiser:
-    cond, uncond = text_conditioning(model, prompts, negatives, choice.clip_skip)
+    image_conditioning: Tensor | None, sigmas: Tensor,
+) -> CFGDenoiser | ScheduledCFGDenoiser:
+    """Plain CFG when every image has one text for the whole run; otherwise the step-following,
+    composable form over ``sigmas`` (the ladder this run walks)."""
+    conditioning = text_conditioning(model, prompts, negatives, choice)
     net = model.unet if image_conditioning is None else inpainting_unet(model.unet)
     inner = DiscreteDenoiser.from_alphas_cumprod(
         net, model_alphas_cumprod(model).to(model.policy.device), model.detected.prediction
     )
     extra = {} if image_conditioning is None else {"c_concat": image_conditioning}
-    return CFGDenoiser(inner, cond, uncond, choice.cfg_scale, extra)
+    if conditioning.plan.is_static:
+        return CFGDenoiser(inner, *conditioning.static(), choice.cfg_scale, extra)
+    return ScheduledCFGDenoiser(inner, conditioning, sigmas, choice.cfg_scale, extra)
 
 
 def inpainting_conditioning(model: LoadedModel, masked_image_latents: Tensor, repaint: Tensor) -> Tensor:
@@ -174,7 +181,7 @@ def sample_img2img_latents(
     x = start + noise.initial_noise() * (sigmas[0] * noise_multiplier)
     if image_conditioning is None and model.detected.family.is_inpainting:
         image_conditioning = blank_image_conditioning(model, x)
-    guided = guided_denoiser(model, prompts, negatives, choice, image_conditioning)
+    guided = guided_denoiser(model, prompts, negatives, choice, image_conditioning, sigmas)
     denoiser = guided if mask is None else (lambda x_, sigma: mask.blend(guided(x_, sigma)))
     with torch.inference_mode():
         result = sampler(denoiser, x, sigmas, noise=noise, callback=callback, **choice.knobs)

@@ -11,7 +11,7 @@ Salimans 2022) around it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -114,3 +114,51 @@ class CFGDenoiser:
             conditional = self.inner(x, sigma, context=self.cond, **self.extra_inputs)
             unconditional = self.inner(x, sigma, context=self.uncond, **self.extra_inputs)
         return unconditional + (conditional - unconditional) * self.scale
+
+
+class StepConditioningSource(Protocol):
+    """Text conditioning that depends on the sampling step (prompt editing, alternation, AND)."""
+
+    def at(self, steps: Sequence[int]) -> tuple[Tensor, list[int], list[float], Tensor]:
+        """Per image's 0-based step: (cond rows, the image of each row, each row's weight, uncond per image)."""
+        ...
+
+
+def steps_of_sigmas(sigma: Tensor, ladder: Tensor) -> list[int]:
+    """The 0-based step each image is at: the last ladder level (descending, final 0 excluded)
+    at or above its sigma. Evaluations between two levels (midpoints of second-order samplers)
+    belong to the step that started there; a level is matched with a small relative tolerance."""
+    levels = ladder[:-1].double().cpu()
+    counts = (levels[None, :] >= sigma.double().cpu()[:, None] * (1 - 1e-5)).sum(dim=1) - 1
+    return counts.clamp(0, max(len(levels) - 1, 0)).tolist()
+
+
+@dataclass(frozen=True, eq=False)
+class ScheduledCFGDenoiser:
+    """Classifier-free guidance whose text conditioning follows the sampling step, with composable
+    sub-prompts (Liu et al. 2022, "Compositional Visual Generation with Composable Diffusion
+    Models"): denoised = uncond + scale * sum_j w_j (cond_j - uncond), each AND part j denoised on
+    its own. The step is read from sigma against the ladder being walked (``steps_of_sigmas``),
+    so samplers stay unaware of prompts. All rows share one model call.
+    """
+
+    inner: Callable[..., Tensor]
+    conditioning: StepConditioningSource
+    ladder: Tensor  # the sigmas this run walks, ending in 0
+    scale: float
+    extra_inputs: Mapping[str, Tensor] = field(default_factory=dict)
+
+    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
+        sigma = _per_image(sigma, x)
+        cond, images, weights, uncond = self.conditioning.at(steps_of_sigmas(sigma, self.ladder))
+        rows = torch.tensor(images, device=x.device)
+        if self.scale == 1 and images == list(range(x.shape[0])) and all(w == 1 for w in weights):
+            return self.inner(x, sigma, context=cond, **self.extra_inputs)
+        extra = {name: torch.cat([value[rows], value]) for name, value in self.extra_inputs.items()}
+        both = self.inner(
+            torch.cat([x[rows], x]), torch.cat([sigma[rows], sigma]), context=torch.cat([cond, uncond]), **extra
+        )
+        conditional, unconditional = both[: len(images)], both[len(images) :]
+        factors = torch.tensor(weights, dtype=both.dtype, device=both.device) * self.scale
+        factors = factors.reshape(-1, *([1] * (x.dim() - 1)))
+        return unconditional.index_add(0, rows, (conditional - unconditional[rows]) * factors)
