@@ -1,0 +1,1 @@
+"""The web UI tabs, one module each."""
