@@ -8,9 +8,12 @@ prompt and the negative prompt alike.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+
+from modules.fileio import write_bytes_atomically
 
 PLACEHOLDER = "{prompt}"
 
@@ -53,3 +56,33 @@ def apply_styles(prompt: str, negative_prompt: str, names: Sequence[str], styles
         prompt = merge_style_text(prompt, styles[name].prompt)
         negative_prompt = merge_style_text(negative_prompt, styles[name].negative_prompt)
     return prompt, negative_prompt
+
+
+def write_styles(path: Path, styles: dict[str, Style]) -> None:
+    """Rewrite ``styles.csv`` atomically (a temporary file renamed over it), in A1111's column order."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["name", "prompt", "negative_prompt"], lineterminator="\n")
+    writer.writeheader()
+    for style in styles.values():
+        writer.writerow({"name": style.name, "prompt": style.prompt, "negative_prompt": style.negative_prompt})
+    write_bytes_atomically(path, buffer.getvalue().encode("utf-8"))
+
+
+def save_style(path: Path, style: Style) -> dict[str, Style]:
+    """Add or replace the style of that name; returns every style. A blank name is refused."""
+    name = style.name.strip()
+    if not name:
+        raise ValueError("style name: must not be empty")
+    styles = {**read_styles(path), name: Style(name, style.prompt, style.negative_prompt)}
+    write_styles(path, styles)
+    return styles
+
+
+def delete_style(path: Path, name: str) -> dict[str, Style]:
+    """Remove the named style; returns the rest. An unknown name raises KeyError."""
+    styles = read_styles(path)
+    if name not in styles:
+        raise KeyError(f"unknown style {name!r}")
+    del styles[name]
+    write_styles(path, styles)
+    return styles

@@ -2,22 +2,145 @@
 
 from __future__ import annotations
 
-import gradio as gr
-from fastapi import FastAPI
+import json
+from pathlib import Path
 
+import gradio as gr
+from fastapi import FastAPI, Request
+from starlette.routing import Mount
+
+from modules.nets.tokenizer import build_clip_tokenizer
 from modules.runtime import Runtime
+from webui.forms import img2img_params, txt2img_params
+from webui.api import mount_api
+from webui.progress import add_progress_route
+from webui.tabs.extensions import build_extensions_tab
+from webui.tabs.generation import GenerationTab
+from webui.tabs.img2img import Img2ImgInputs, build_img2img_tab
+from webui.tabs.merger import build_merger_tab
+from webui.tabs.output_panel import selected_image
+from webui.tabs.page_load import PageLoad
+from webui.tabs.png_info import PngInfoTab, build_png_info_tab, open_image
+from webui.tabs.send_to import Target, wire_send
+from webui.tabs.settings import build_settings_tab
+from webui.tabs.txt2img import build_txt2img_tab
 from webui.top_bar import build_top_bar
 
 PAGE_TITLE = "Stable Diffusion"
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def build_blocks(runtime: Runtime) -> gr.Blocks:
+    tokenizer = build_clip_tokenizer()  # for the token counters: the same BPE every SD1/SD2 model uses
+    page_load = PageLoad()
     with gr.Blocks(title=PAGE_TITLE, analytics_enabled=False) as blocks:
-        build_top_bar(runtime)
+        checkpoint = build_top_bar(runtime, page_load)
+        with gr.Tabs(elem_id="main-tabs", selected="txt2img") as main_tabs:
+            with gr.Tab("txt2img", id="txt2img", elem_id="tab-txt2img"):
+                txt2img = build_txt2img_tab(blocks, runtime, tokenizer)
+            with gr.Tab("img2img", id="img2img", elem_id="tab-img2img"):
+                img2img, img2img_inputs = build_img2img_tab(blocks, runtime, tokenizer)
+            with gr.Tab("PNG Info", id="pnginfo", elem_id="tab-pnginfo"):
+                png_info = build_png_info_tab()
+            with gr.Tab("Checkpoint Merger", id="merger", elem_id="tab-merger"):
+                build_merger_tab(runtime)
+            with gr.Tab("Settings", id="settings", elem_id="tab-settings"):
+                build_settings_tab(page_load, runtime)
+            with gr.Tab("Extensions", id="extensions", elem_id="tab-extensions"):
+                build_extensions_tab(page_load, runtime)
+        wire_send_buttons(runtime, main_tabs, txt2img, img2img, img2img_inputs, png_info)
+        add_ui_defaults(page_load, runtime, (txt2img, img2img))
+        follow_native_size(page_load, runtime, checkpoint, (txt2img, img2img))
+        page_load.wire(blocks)
     return blocks
+
+
+def wire_send_buttons(runtime: Runtime, main_tabs: gr.Tabs, txt2img: GenerationTab, img2img: GenerationTab,
+                      img2img_inputs: Img2ImgInputs, png_info: PngInfoTab) -> None:
+    to_txt2img = Target(txt2img, "txt2img", lambda named: txt2img_params(named, runtime.options.current))
+    to_img2img = Target(img2img, "img2img", lambda named: img2img_params(named, runtime.options.current, (), None),
+                        img2img_inputs)
+    for source in (txt2img, img2img):
+        panel = source.panel
+        read = (lambda values, p=panel: selected_image(values[p.results], values[p.selected]))
+        wire_send(panel.send_img2img, [panel.results, panel.selected], read, to_img2img, main_tabs, "img2img")
+        wire_send(panel.send_inpaint, [panel.results, panel.selected], read, to_img2img, main_tabs, "inpaint")
+
+    def read_png(values: dict):
+        return open_image(values[png_info.image]), values[png_info.parameters] or ""
+
+    sources = [png_info.image, png_info.parameters]
+    wire_send(png_info.send_txt2img, sources, lambda values: (None, values[png_info.parameters] or ""), to_txt2img,
+              main_tabs)
+    wire_send(png_info.send_img2img, sources, read_png, to_img2img, main_tabs, "img2img")
+    wire_send(png_info.send_inpaint, sources, read_png, to_img2img, main_tabs, "inpaint")
+
+
+def add_ui_defaults(page_load: PageLoad, runtime: Runtime, tabs: tuple[GenerationTab, ...]) -> None:
+    """The "User interface" settings, read at each page load so that a change needs no restart."""
+    targets = [(tab.form.components[name], key) for tab in tabs for name, key in (
+        ("sampler_name", "txt2img_default_sampler"), ("steps", "txt2img_default_steps"),
+        ("cfg_scale", "txt2img_default_cfg_scale"))]
+
+    def defaults() -> dict:
+        options = runtime.options.current
+        return {component: getattr(options, key) for component, key in targets}
+
+    page_load.add([component for component, _ in targets], defaults)
+
+
+def follow_native_size(page_load: PageLoad, runtime: Runtime, checkpoint: gr.Dropdown,
+                       tabs: tuple[GenerationTab, ...]) -> None:
+    """Width and height start at the selected checkpoint's native resolution (its ModelSpec
+    ``modelspec.resolution``, e.g. the bundled model's 64x64; else 512x512), at page load and
+    whenever another checkpoint is picked."""
+    sizes = [(tab.form.components["width"], tab.form.components["height"]) for tab in tabs]
+    components = [component for pair in sizes for component in pair]
+
+    def updates(title: str | None) -> dict:
+        width, height = runtime.default_size(title)
+        return {component: value for w, h in sizes for component, value in ((w, width), (h, height))}
+
+    page_load.add(components, lambda: updates(None))
+    checkpoint.input(updates, inputs=checkpoint, outputs=components, show_progress="hidden")
+
+
+def page_head(theme: str | None) -> str:
+    """The page's script: progress polling, keys, and a forced theme (Gradio reads ``?__theme=``)."""
+    script = (STATIC / "progress.js").read_text(encoding="utf-8")
+    force = ""
+    if theme:
+        force = (f"(function(){{const u=new URL(location.href);if(u.searchParams.get('__theme')!=={json.dumps(theme)}"
+                 f"){{u.searchParams.set('__theme',{json.dumps(theme)});location.replace(u.toString());}}}})();")
+    return f"<script>{force}{script}</script>"
+
+
+def gradio_login_check(app: FastAPI, runtime: Runtime):
+    """Whether a request carries the page's login (needed for our own routes when --gradio-auth is on)."""
+    def is_allowed(request: Request) -> bool:
+        if not runtime.config.server.gradio_auth:
+            return True
+        mounted = next((route.app for route in app.routes if isinstance(route, Mount) and hasattr(route.app, "tokens")), None)
+        if mounted is None:
+            return False
+        token = request.cookies.get(f"access-token-{mounted.cookie_id}") or \
+            request.cookies.get(f"access-token-unsecure-{mounted.cookie_id}")
+        return mounted.tokens.get(token) is not None
+    return is_allowed
 
 
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title=PAGE_TITLE)
-    gr.mount_gradio_app(app, build_blocks(runtime), path="/")
+    server = runtime.config.server
+    if server.api_enabled:
+        mount_api(app, runtime)  # before the page's mount at "/", which would shadow later routes
+    if server.nowebui:
+        return app
+    add_progress_route(app, runtime, gradio_login_check(app, runtime))
+    gr.mount_gradio_app(
+        app, build_blocks(runtime), path="/", auth=list(server.gradio_auth) or None,
+        auth_message="Log in to the Stable Diffusion web UI" if server.gradio_auth else None,
+        css=(STATIC / "style.css").read_text(encoding="utf-8"), head=page_head(server.theme),
+        allowed_paths=[str(runtime.config.outputs_dir)], footer_links=["api", "settings"], ssr_mode=False,
+    )
     return app

@@ -1,19 +1,78 @@
-"""serve(config): build the runtime and the app, then run uvicorn until interrupted."""
+"""serve(config): build the runtime and the app, then run uvicorn until interrupted.
+
+Once the server answers, ``--share`` asks Gradio's share service for a public
+link (offline, the page keeps serving locally and we say why there is no link)
+and ``--autolaunch`` opens the system browser.
+"""
 
 from __future__ import annotations
 
+import secrets
+import threading
+import time
+import webbrowser
+
+import httpx
 import uvicorn
+from gradio import networking
 
 from modules.config import AppConfig
 from modules.runtime import Runtime
 from webui.app import create_app
 
+LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def local_url(config: AppConfig) -> str:
+    host = "127.0.0.1" if config.server_name in ("0.0.0.0", "::") else config.server_name
+    return f"http://{host}:{config.port}"
+
+
+def security_warnings(config: AppConfig) -> list[str]:
+    warnings = []
+    exposed = config.server_name not in LOCAL_NAMES
+    if exposed:
+        warnings.append(f"Warning: serving on {config.server_name}: anyone on the network can use it.")
+    if (exposed or config.server.share) and not config.server.gradio_auth and not config.server.nowebui:
+        warnings.append("Warning: reachable by others without a login; consider --gradio-auth user:password.")
+    if exposed and config.server.api_enabled and not config.server.api_auth:
+        warnings.append("Warning: the API is reachable by others without a login; consider --api-auth user:password.")
+    return warnings
+
+
+def open_share_link(config: AppConfig) -> str | None:
+    """A public share URL through Gradio's tunnel, or None after printing why there is none."""
+    try:
+        url = networking.setup_tunnel("127.0.0.1", config.port, secrets.token_urlsafe(32), None, None)
+    except (RuntimeError, OSError, httpx.HTTPError) as error:
+        cause = error.__cause__ or error
+        print(f"No share link: {error} ({type(cause).__name__}: {cause}). "
+              f"The web UI is still served locally at {local_url(config)}", flush=True)
+        return None
+    print(f"Running on public URL: {url}", flush=True)
+    return url
+
+
+def after_start(server: uvicorn.Server, config: AppConfig) -> None:
+    while not server.started and not server.should_exit:
+        time.sleep(0.1)
+    if not server.started:
+        return
+    if config.server.share:
+        open_share_link(config)
+    if config.server.autolaunch:
+        webbrowser.open(local_url(config))
+
 
 def serve(config: AppConfig) -> int:
     runtime = Runtime(config)
     app = create_app(runtime)
-    if config.server_name not in ("127.0.0.1", "localhost", "::1"):
-        print(f"Warning: serving on {config.server_name}: anyone on the network can use it.")
-    print(f"Running on http://{config.server_name}:{config.port} ({runtime.device_policy.describe()})", flush=True)
-    uvicorn.run(app, host=config.server_name, port=config.port, log_level="warning")
+    for warning in security_warnings(config):
+        print(warning)
+    print(f"Running on {local_url(config)} ({runtime.device_policy.describe()})", flush=True)
+    if config.server.api_enabled:  # --nowebui serves only this, on port 7861 unless --port says otherwise
+        print(f"API at {local_url(config)}/sdapi/v1, docs at {local_url(config)}/docs", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.server_name, port=config.port, log_level="warning"))
+    threading.Thread(target=after_start, args=(server, config), name="after-start", daemon=True).start()
+    server.run()
     return 0

@@ -6,7 +6,8 @@ import gradio as gr
 
 from modules.models.safe_load import CheckpointError
 from modules.models.families import UnknownModelLayoutError
-from modules.runtime import NoCheckpointError, Runtime
+from webui.tabs.page_load import PageLoad
+from modules.runtime import VAE_AUTOMATIC, VAE_NONE, NoCheckpointError, Runtime
 
 # What a failed switch can raise; each has a message meant for the user.
 SWITCH_ERRORS = (CheckpointError, UnknownModelLayoutError, NoCheckpointError, KeyError, ValueError, OSError)
@@ -29,13 +30,16 @@ def error_text(error: BaseException) -> str:
     return f"Checkpoint not changed: {message}"
 
 
-def build_top_bar(runtime: Runtime) -> None:
+def build_top_bar(runtime: Runtime, page_load: PageLoad | None = None) -> gr.Dropdown:
+    """The picker row; returns the checkpoint dropdown so the tabs can follow a switch."""
     with gr.Row(elem_id="top-bar"):
         checkpoint = gr.Dropdown(
             choices=checkpoint_titles(runtime), value=current_title(runtime),
             label="Stable Diffusion checkpoint", elem_id="sd-checkpoint", interactive=True,
         )
         refresh = gr.Button("🔄", elem_id="refresh-checkpoints", scale=0, min_width=40)
+        vae = gr.Dropdown(choices=vae_choices(runtime), value=runtime.options.current.sd_vae, label="SD VAE",
+                          elem_id="sd-vae", interactive=True)
     status = gr.Markdown(_status_text(runtime), elem_id="checkpoint-status")
 
     def switch(title: str, progress: gr.Progress = gr.Progress()) -> tuple[dict, str]:
@@ -46,11 +50,40 @@ def build_top_bar(runtime: Runtime) -> None:
             return gr.update(value=current_title(runtime)), error_text(error)
         return gr.update(value=model.checkpoint.title), f"Loaded **{model.checkpoint.title}** ({model.detected.family.value})"
 
-    def refresh_list() -> dict:
-        return gr.update(choices=checkpoint_titles(runtime, refresh=True), value=current_title(runtime))
+    def switch_vae_clicked(choice: str, progress: gr.Progress = gr.Progress()) -> tuple[dict, str]:
+        progress(0, desc=f"Loading VAE {choice}")
+        value, message = switch_vae(runtime, choice)
+        return gr.update(value=value), message
+
+    def refresh_list() -> tuple[dict, dict]:
+        runtime.vae_files(refresh=True)
+        return (gr.update(choices=checkpoint_titles(runtime, refresh=True), value=current_title(runtime)),
+                gr.update(choices=vae_choices(runtime), value=runtime.options.current.sd_vae))
 
     checkpoint.input(switch, inputs=checkpoint, outputs=[checkpoint, status])
-    refresh.click(refresh_list, outputs=checkpoint)
+    vae.input(switch_vae_clicked, inputs=vae, outputs=[vae, status])
+    refresh.click(refresh_list, outputs=[checkpoint, vae])
+    if page_load is not None:  # another page may have switched since this one was built
+        page_load.add([checkpoint, vae], lambda: {checkpoint: current_title(runtime), vae: runtime.options.current.sd_vae})
+    return checkpoint
+
+
+def switch_vae(runtime: Runtime, choice: str) -> tuple[str, str]:
+    """Make ``choice`` the "SD VAE" setting and load it with the current checkpoint; on failure the
+    previous choice stays. (the value the dropdown shows, the message)."""
+    previous = runtime.options.current.sd_vae
+    try:
+        runtime.update_options({"sd_vae": choice})
+        model = runtime.acquire_model()
+    except SWITCH_ERRORS as error:
+        runtime.update_options({"sd_vae": previous})
+        return previous, f"VAE not changed: {error_text(error).removeprefix('Checkpoint not changed: ')}"
+    vae_name = model.vae_file.title if model.vae_file else "the checkpoint's own VAE"
+    return choice, f"VAE: **{vae_name}** with **{model.checkpoint.title}**"
+
+
+def vae_choices(runtime: Runtime) -> list[str]:
+    return [VAE_AUTOMATIC, VAE_NONE, *(file.title for file in runtime.vae_files())]
 
 
 def _status_text(runtime: Runtime) -> str:

@@ -80,9 +80,10 @@ def next_file_number(folder: Path) -> int:
     return max(numbers, default=-1) + 1
 
 
-def grid_path(outputs: Path, kind: str, date: str, fmt: str = "png") -> Path:
-    """``outputs/<kind>/<date>/grid-NNNN.<fmt>`` with the next free grid number (A1111's grid names)."""
-    folder = outputs / kind / date
+def grid_path(outputs: Path, kind: str, date: str, fmt: str = "png", base: Path | None = None) -> Path:
+    """``outputs/<kind>/<date>/grid-NNNN.<fmt>`` with the next free grid number (A1111's grid names);
+    ``base`` replaces ``outputs/<kind>`` (the "Paths for saving" settings)."""
+    folder = (base or outputs / kind) / date
     numbers = [int(f.name[5:9]) for f in folder.glob("grid-[0-9][0-9][0-9][0-9].*")] if folder.is_dir() else []
     return folder / f"grid-{max(numbers, default=-1) + 1:04d}.{fmt}"
 
@@ -108,10 +109,13 @@ def expand_pattern(pattern: str, tokens: Mapping[str, str]) -> str:
     return safe[:MAX_NAME_LENGTH]
 
 
-def output_path(outputs: Path, kind: str, tokens: Mapping[str, str], pattern: str = "[seed]", fmt: str = "png") -> Path:
-    """``outputs/<kind>/<date>/NNNNN-<pattern>.<fmt>`` with the next free number in that folder."""
+def output_path(
+    outputs: Path, kind: str, tokens: Mapping[str, str], pattern: str = "[seed]", fmt: str = "png", base: Path | None = None,
+) -> Path:
+    """``outputs/<kind>/<date>/NNNNN-<pattern>.<fmt>`` with the next free number in that folder;
+    ``base`` replaces ``outputs/<kind>``."""
     if kind not in OUTPUT_KINDS:
         raise ValueError(f"unknown output kind {kind!r} (one of {', '.join(OUTPUT_KINDS)})")
-    folder = outputs / kind / tokens["date"]
+    folder = (base or outputs / kind) / tokens["date"]
     name = expand_pattern(pattern, tokens) or tokens["seed"]
     return folder / f"{next_file_number(folder):05d}-{name}.{fmt}"

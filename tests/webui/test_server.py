@@ -64,3 +64,35 @@ def test_serves_the_page_with_the_checkpoint_listed(server) -> None:
     assert len(choices) == 1 and choices[0].startswith("tiny.safetensors [") and choices[0].endswith("]")
     assert dropdowns[0]["value"] == choices[0]
 
+
+
+def test_share_offline_keeps_serving_and_says_why_and_the_theme_is_forced(tmp_path: Path) -> None:
+    from tests.browser.conftest import start_server, write_tiny_model
+
+    write_tiny_model(tmp_path / "models" / "Stable-diffusion", "tiny.safetensors", seed=3)
+    server = start_server(tmp_path, "--share", "--theme", "dark")
+    try:
+        deadline = time.monotonic() + 60
+        while "No share link" not in server.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        log = server.log.read_text()
+        assert "No share link" in log and f"still served locally at {server.url}" in log
+        assert "without a login" in log  # --share without --gradio-auth warns
+        head = json.loads(wait_for(server.url + "/config", server.process))["head"]
+        assert "searchParams.set('__theme',\"dark\")" in head and "sdTrackJobs" in head
+        progress = json.loads(wait_for(server.url + "/internal/progress?id=job-404", server.process))
+        assert progress == {"known": False, "done": True}
+    finally:
+        server.stop()
+
+
+def test_security_warnings() -> None:
+    from modules.config import parse_config
+    from webui.server import local_url, security_warnings
+
+    local = parse_config([], ROOT)
+    assert security_warnings(local) == [] and local_url(local) == "http://127.0.0.1:7860"
+    listening = parse_config(["--listen", "--port", "9000"], ROOT)
+    assert len(security_warnings(listening)) == 2 and local_url(listening) == "http://127.0.0.1:9000"
+    with_login = parse_config(["--listen", "--gradio-auth", "a:b"], ROOT)
+    assert [w for w in security_warnings(with_login) if "login" in w] == []

@@ -1,0 +1,114 @@
+"""img2img in a real browser: an uploaded image, and inpaint upload with a mask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.browser.conftest import screenshot
+from tests.browser.helpers import fetch_image, open_page, open_tab, set_number, wait_for_text, write_png
+
+pytestmark = pytest.mark.browser
+
+
+def pattern_image(size: int = 64) -> Image.Image:
+    """Stripes, so that a pasted-back original is easy to tell from generated pixels."""
+    array = np.zeros((size, size, 3), dtype=np.uint8)
+    array[:, :, 0] = (np.arange(size) * 4)[None, :]
+    array[::8, :, 1] = 255
+    array[:, :, 2] = 90
+    return Image.fromarray(array)
+
+
+def small_img2img(page, prompt: str) -> None:
+    page.fill("#img2img-prompt textarea", prompt)
+    set_number(page, "img2img-steps", 4)
+    set_number(page, "img2img-width", 64)
+    set_number(page, "img2img-height", 64)
+
+
+def test_img2img_from_an_uploaded_image(server, page, tmp_path: Path) -> None:
+    source = write_png(tmp_path / "source.png", pattern_image())
+    open_page(page, server.url)
+    open_tab(page, "img2img")
+    page.set_input_files("#img2img-image input[type=file]", str(source))
+    page.locator("#img2img-image img").first.wait_for()
+    small_img2img(page, "a striped wall")
+    set_number(page, "img2img-denoising", 0.5)
+    page.click("#img2img-generate")
+    infotext = wait_for_text(page, "#img2img-infotext textarea", "Denoising strength: 0.5")
+    assert infotext.startswith("a striped wall\nSteps: 4,") and "Size: 64x64" in infotext
+    shown = fetch_image(page.locator("#img2img-gallery img").first.get_attribute("src"))
+    assert shown.size == (64, 64) and shown.info["parameters"] == infotext
+
+
+def test_img2img_without_an_image_says_so(server, page) -> None:
+    open_page(page, server.url)
+    open_tab(page, "img2img")
+    page.click("#img2img-generate")
+    message = wait_for_text(page, "#img2img-status", "Not generated")
+    assert "init_images" in message and "upload an image" in message
+
+
+def test_inpaint_upload_repaints_only_the_masked_half(server, page, tmp_path: Path) -> None:
+    original = pattern_image()
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 64))  # repaint the left half
+    source = write_png(tmp_path / "inpaint-source.png", original)
+    mask_file = write_png(tmp_path / "inpaint-mask.png", mask)
+    open_page(page, server.url)
+    open_tab(page, "img2img")
+    open_tab(page, "Inpaint upload")
+    page.locator("#img2img-mask-blur").wait_for()  # the inpaint controls appear in inpaint modes
+    page.set_input_files("#img2img-upload-image input[type=file]", str(source))
+    page.set_input_files("#img2img-upload-mask input[type=file]", str(mask_file))
+    page.locator("#img2img-upload-image img").first.wait_for()
+    page.locator("#img2img-upload-mask img").first.wait_for()
+    small_img2img(page, "a red brick")
+    set_number(page, "img2img-mask-blur", 0)
+    set_number(page, "img2img-denoising", 1)
+    page.click("#img2img-generate")
+    infotext = wait_for_text(page, "#img2img-infotext textarea", "Mask blur: 0")
+    assert "Denoising strength: 1" in infotext
+    result = np.asarray(fetch_image(page.locator("#img2img-gallery img").first.get_attribute("src")).convert("RGB"))
+    kept = np.asarray(original)
+    assert np.array_equal(result[:, 40:], kept[:, 40:])  # unmasked: the original, untouched
+    assert np.abs(result[:, :24].astype(int) - kept[:, :24]).mean() > 10  # masked: repainted
+    screenshot(page, "img2img-inpaint")
+
+
+def paint_stroke(page, mode: str, source: Path) -> None:
+    """Upload ``source`` into the mode's editor and paint a stroke down the picture's left part."""
+    open_tab(page, "img2img")
+    open_tab(page, {"inpaint": "Inpaint", "inpaint_sketch": "Inpaint sketch"}[mode])
+    page.set_input_files(f"#img2img-{mode}-editor input[type=file]", str(source))
+    page.locator(f"#img2img-{mode}-editor", has_text="Upload an image").wait_for(state="detached")  # loaded
+    canvas = page.locator(f"#img2img-{mode}-editor canvas").first
+    page.wait_for_timeout(500)
+    box = canvas.bounding_box()
+    left = box["x"] + box["width"] / 2 - box["height"] * 0.4  # the picture sits centred in the canvas
+    page.mouse.move(left, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    for step in range(12):
+        page.mouse.move(left + step, box["y"] + box["height"] * (0.2 + step * 0.05))
+    page.mouse.up()
+
+
+@pytest.mark.parametrize("mode", ["inpaint", "inpaint_sketch"])
+def test_inpaint_with_a_painted_mask(server, page, tmp_path: Path, mode: str) -> None:
+    original = pattern_image()
+    source = write_png(tmp_path / "paint-source.png", original)
+    open_page(page, server.url)
+    paint_stroke(page, mode, source)
+    small_img2img(page, "paint over")
+    set_number(page, "img2img-denoising", 1)
+    page.click("#img2img-generate")
+    infotext = wait_for_text(page, "#img2img-infotext textarea", "Mask blur: 4")
+    assert "Denoising strength: 1" in infotext
+    result = np.asarray(fetch_image(page.locator("#img2img-gallery img").first.get_attribute("src")).convert("RGB"))
+    kept = np.asarray(original)
+    assert np.array_equal(result[:, 48:], kept[:, 48:])  # far from the stroke: untouched
+    assert np.abs(result[:, :24].astype(int) - kept[:, :24]).max() > 40  # along the stroke: repainted

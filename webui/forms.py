@@ -1,0 +1,316 @@
+"""Binds the generation controls to parameter fields: values dict -> params, params -> values.
+
+Both generation tabs build their common controls (prompts, sampler, size, batch,
+CFG, seed, script) here, keyed by the ``Txt2ImgParams`` field each one sets, so
+a handler gets ``{field name: value}`` and the binding is plain data that can be
+tested without a browser. Settings that travel with each job (clip skip, eta,
+ENSD, RNG source) are added here too, at the edge (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import gradio as gr
+from PIL import Image
+
+from modules.infotext.apply import infotext_to_params
+from modules.infotext.parse import parse_infotext
+from modules.options import Options
+from modules.params import Img2ImgParams, InpaintFill, ParamsError, Txt2ImgParams
+from modules.pipeline.images import ResizeMode
+from modules.pipeline.upscale import UPSCALER_NAMES
+from modules.sampling.catalog import resolve_sampler, sampler_names, schedule_labels
+from modules.sampling.noise import RngSource
+
+INT_FIELDS = frozenset({
+    "steps", "width", "height", "n_iter", "batch_size", "seed", "subseed", "seed_resize_from_w", "seed_resize_from_h",
+    "hr_second_pass_steps", "hr_resize_x", "hr_resize_y", "mask_blur", "inpaint_full_res_padding",
+})
+FLOAT_FIELDS = frozenset({"cfg_scale", "subseed_strength", "hr_scale", "denoising_strength", "scale_by"})
+TXT2IMG_FIELDS = frozenset({
+    "prompt", "negative_prompt", "sampler_name", "scheduler", "steps", "width", "height", "n_iter", "batch_size",
+    "cfg_scale", "seed", "subseed", "subseed_strength", "seed_resize_from_w", "seed_resize_from_h", "enable_hr",
+    "hr_upscaler", "hr_second_pass_steps", "denoising_strength", "hr_scale", "hr_resize_x", "hr_resize_y",
+})
+IMG2IMG_FIELDS = (TXT2IMG_FIELDS - {"enable_hr", "hr_upscaler", "hr_second_pass_steps", "hr_scale", "hr_resize_x",
+                                    "hr_resize_y"}) | {"resize_mode", "mask_blur", "inpainting_mask_invert",
+                                                       "inpainting_fill", "inpaint_full_res", "inpaint_full_res_padding"}
+RESIZE_MODE_LABELS = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
+MASK_MODE_LABELS = ("Inpaint masked", "Inpaint not masked")
+MASKED_CONTENT_LABELS = ("fill", "original", "latent noise", "latent nothing")
+INPAINT_AREA_LABELS = ("Whole picture", "Only masked")
+SCRIPT_NONE = "None"
+# Sampler "eta" defaults in A1111: ancestral/SDE samplers 1.0 ("eta_ancestral"), DDIM 0.0 ("eta_ddim").
+DDIM_LIKE = frozenset({"DDIM"})
+
+
+# ----- values -> params (pure) -----
+
+def _number(name: str, value: Any, kind: type) -> int | float:
+    if value is None or isinstance(value, bool) or value == "":
+        raise ParamsError([(name, "a number is required")])
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ParamsError([(name, f"must be a number, got {value!r}")]) from None
+    if kind is int:
+        if number != int(number):
+            raise ParamsError([(name, f"must be a whole number, got {value!r}")])
+        return int(number)
+    return number
+
+
+def typed_values(values: Mapping[str, Any], wanted: frozenset[str]) -> dict[str, Any]:
+    """The values of ``wanted`` fields with numbers as the dataclass expects them (sliders send floats)."""
+    typed: dict[str, Any] = {}
+    for name in wanted & set(values):
+        value = values[name]
+        if name in INT_FIELDS:
+            value = _number(name, value, int)
+        elif name in FLOAT_FIELDS:
+            value = _number(name, value, float)
+        typed[name] = value
+    return typed
+
+
+def seed_extras(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Variation seed and resize-seed-from apply only while "Extra" is ticked (A1111's seed.py)."""
+    if values.get("seed_extra"):
+        return {}
+    return {"subseed": -1, "subseed_strength": 0.0, "seed_resize_from_w": 0, "seed_resize_from_h": 0}
+
+
+def with_job_settings(params: Txt2ImgParams, options: Options) -> Txt2ImgParams:
+    """Settings that each job carries: clip skip, ENSD, RNG source and the sampler's eta."""
+    try:
+        sampler, _ = resolve_sampler(params.sampler_name)
+    except ValueError:
+        sampler = None  # validate() names the bad sampler
+    knobs = dict(params.sampler_knobs)
+    if sampler is not None and "eta" in sampler.knobs:
+        eta, default = (options.eta_ddim, 0.0) if sampler.name in DDIM_LIKE else (options.eta_ancestral, 1.0)
+        if eta != default:
+            knobs["eta"] = eta
+    return dataclasses.replace(
+        params, clip_skip=options.CLIP_stop_at_last_layers, eta_noise_seed_delta=options.eta_noise_seed_delta,
+        rng=RngSource.from_label(options.randn_source), sampler_knobs=tuple(knobs.items()),
+    )
+
+
+def txt2img_params(values: Mapping[str, Any], options: Options, checkpoint: str | None = None) -> Txt2ImgParams:
+    """Form values by field name -> validated-ready ``Txt2ImgParams``; a bad number raises ParamsError naming it."""
+    fields = {**typed_values(values, TXT2IMG_FIELDS), **seed_extras(values)}
+    params = Txt2ImgParams(**fields, styles=tuple(values.get("styles") or ()), checkpoint=checkpoint)
+    return with_job_settings(params, options)
+
+
+def resized_size(image: Image.Image, scale: float) -> tuple[int, int]:
+    """"Resize by": the init image's size times ``scale``, to a multiple of 8 (A1111 rounds the same way)."""
+    return max(8, round(image.width * scale / 8) * 8), max(8, round(image.height * scale / 8) * 8)
+
+
+def img2img_params(
+    values: Mapping[str, Any], options: Options, init_images: tuple[Image.Image, ...], mask: Image.Image | None,
+    checkpoint: str | None = None,
+) -> Img2ImgParams:
+    fields = {**typed_values(values, IMG2IMG_FIELDS), **seed_extras(values)}
+    if values.get("resize_by") in ("by", "Resize by") and init_images:
+        fields["width"], fields["height"] = resized_size(init_images[0], _number("scale_by", values.get("scale_by"), float))
+    for name, enum, labels in (("resize_mode", ResizeMode, RESIZE_MODE_LABELS),
+                               ("inpainting_fill", InpaintFill, MASKED_CONTENT_LABELS)):
+        if name in fields:
+            fields[name] = enum(_index(name, fields[name], labels))
+    for name, labels in (("inpainting_mask_invert", MASK_MODE_LABELS), ("inpaint_full_res", INPAINT_AREA_LABELS)):
+        if name in fields:
+            fields[name] = bool(_index(name, fields[name], labels))
+    params = Img2ImgParams(**fields, styles=tuple(values.get("styles") or ()), checkpoint=checkpoint,
+                           init_images=init_images, mask=mask)
+    return with_job_settings(params, options)
+
+
+def _index(name: str, value: Any, labels: tuple[str, ...]) -> int:
+    """A radio's choice as its index (the browser sends the label or, with type="index", the index)."""
+    if isinstance(value, int) and 0 <= value < len(labels):
+        return value
+    if value in labels:
+        return labels.index(value)
+    raise ParamsError([(name, f"must be one of {', '.join(labels)}, got {value!r}")])
+
+
+def hires_size_text(values: Mapping[str, Any]) -> str:
+    """A1111's "from WxH to WxH" line under Hires. fix."""
+    try:
+        params = Txt2ImgParams(**{**{"width": 512, "height": 512}, **typed_values(values, TXT2IMG_FIELDS)})
+        width, height = params.hires_size()
+    except (ParamsError, ZeroDivisionError):
+        return ""
+    return f"from {params.width}x{params.height} to {width}x{height}"
+
+
+# ----- params -> values (pure) -----
+
+def params_to_values(params: Txt2ImgParams) -> dict[str, Any]:
+    """The form values that show ``params`` (the inverse of ``txt2img_params``/``img2img_params``)."""
+    wanted = IMG2IMG_FIELDS if isinstance(params, Img2ImgParams) else TXT2IMG_FIELDS
+    values = {name: getattr(params, name) for name in wanted}
+    values["styles"] = list(params.styles)
+    values["seed_extra"] = params.subseed_strength > 0 or (params.seed_resize_from_w > 0 and params.seed_resize_from_h > 0)
+    if isinstance(params, Img2ImgParams):
+        values["resize_mode"] = RESIZE_MODE_LABELS[int(params.resize_mode)]
+        values["inpainting_fill"] = MASKED_CONTENT_LABELS[int(params.inpainting_fill)]
+        values["inpainting_mask_invert"] = MASK_MODE_LABELS[int(params.inpainting_mask_invert)]
+        values["inpaint_full_res"] = INPAINT_AREA_LABELS[int(params.inpaint_full_res)]
+    return values
+
+
+def values_from_infotext(text: str, base: Txt2ImgParams) -> dict[str, Any]:
+    """An infotext's fields as form values (A1111's paste): only what the text states changes.
+    An unreadable value raises ValueError naming the field."""
+    return params_to_values(infotext_to_params(parse_infotext(text), base))
+
+
+# ----- components -----
+
+@dataclass
+class Form:
+    """One tab's generation controls, by the field name each one sets."""
+
+    tab: str
+    components: dict[str, gr.components.Component] = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> set:
+        return set(self.components.values())
+
+    def named(self, values: Mapping[Any, Any]) -> dict[str, Any]:
+        """A handler's ``{component: value}`` as ``{field name: value}``."""
+        return {name: values[component] for name, component in self.components.items() if component in values}
+
+    def updates(self, values: Mapping[str, Any]) -> dict[gr.components.Component, Any]:
+        return {self.components[name]: value for name, value in values.items() if name in self.components}
+
+    def add(self, name: str, component: gr.components.Component) -> gr.components.Component:
+        self.components[name] = component
+        return component
+
+
+def build_sampler_controls(form: Form, options: Options) -> None:
+    with gr.Row():
+        form.add("sampler_name", gr.Dropdown(list(sampler_names()), value=options.txt2img_default_sampler,
+                                             label="Sampling method", elem_id=f"{form.tab}-sampling"))
+        form.add("scheduler", gr.Dropdown(list(schedule_labels()), value="Automatic", label="Schedule type",
+                                          elem_id=f"{form.tab}-scheduler"))
+    form.add("steps", gr.Slider(1, 150, value=options.txt2img_default_steps, step=1, label="Sampling steps",
+                                elem_id=f"{form.tab}-steps"))
+
+
+def build_size_controls(form: Form) -> None:
+    with gr.Row():
+        with gr.Column(scale=4):
+            width = form.add("width", gr.Slider(64, 2048, value=512, step=8, label="Width", elem_id=f"{form.tab}-width"))
+            height = form.add("height", gr.Slider(64, 2048, value=512, step=8, label="Height", elem_id=f"{form.tab}-height"))
+        swap = gr.Button("⇅", elem_id=f"{form.tab}-swap-size", scale=0, min_width=40)
+    swap.click(lambda w, h: (h, w), inputs=[width, height], outputs=[width, height], queue=False, show_progress="hidden")
+
+
+def build_batch_and_cfg(form: Form, options: Options) -> None:
+    with gr.Row():
+        form.add("n_iter", gr.Slider(1, 100, value=1, step=1, label="Batch count", elem_id=f"{form.tab}-batch-count"))
+        form.add("batch_size", gr.Slider(1, 8, value=1, step=1, label="Batch size", elem_id=f"{form.tab}-batch-size"))
+    form.add("cfg_scale", gr.Slider(1, 30, value=options.txt2img_default_cfg_scale, step=0.5, label="CFG Scale",
+                                    elem_id=f"{form.tab}-cfg-scale"))
+
+
+def build_seed_controls(form: Form) -> tuple[gr.Button, gr.Button]:
+    """Seed with 🎲 (random) and ♻️ (reuse; wired by the output panel), and the "Extra" group."""
+    with gr.Row():
+        seed = form.add("seed", gr.Number(-1, precision=0, label="Seed", elem_id=f"{form.tab}-seed", scale=4))
+        random_seed = gr.Button("🎲", elem_id=f"{form.tab}-random-seed", scale=0, min_width=40)
+        reuse_seed = gr.Button("♻️", elem_id=f"{form.tab}-reuse-seed", scale=0, min_width=40)
+        extra = form.add("seed_extra", gr.Checkbox(False, label="Extra", elem_id=f"{form.tab}-seed-extra", scale=0, min_width=80))
+    with gr.Group(visible=False) as extras:
+        with gr.Row():
+            subseed = form.add("subseed", gr.Number(-1, precision=0, label="Variation seed", elem_id=f"{form.tab}-subseed", scale=4))
+            random_subseed = gr.Button("🎲", elem_id=f"{form.tab}-random-subseed", scale=0, min_width=40)
+            reuse_subseed = gr.Button("♻️", elem_id=f"{form.tab}-reuse-subseed", scale=0, min_width=40)
+            form.add("subseed_strength", gr.Slider(0, 1, value=0, step=0.01, label="Variation strength",
+                                                   elem_id=f"{form.tab}-subseed-strength", scale=4))
+        with gr.Row():
+            form.add("seed_resize_from_w", gr.Slider(0, 2048, value=0, step=8, label="Resize seed from width",
+                                                     elem_id=f"{form.tab}-seed-resize-w"))
+            form.add("seed_resize_from_h", gr.Slider(0, 2048, value=0, step=8, label="Resize seed from height",
+                                                     elem_id=f"{form.tab}-seed-resize-h"))
+    extra.change(lambda on: gr.update(visible=on), inputs=extra, outputs=extras, queue=False, show_progress="hidden")
+    random_seed.click(lambda: -1, outputs=seed, queue=False, show_progress="hidden")
+    random_subseed.click(lambda: -1, outputs=subseed, queue=False, show_progress="hidden")
+    return reuse_seed, reuse_subseed
+
+
+def build_hires_controls(form: Form) -> None:
+    with gr.Accordion("Hires. fix", open=False, elem_id=f"{form.tab}-hires"):
+        form.add("enable_hr", gr.Checkbox(False, label="Enable Hires. fix", elem_id=f"{form.tab}-enable-hr"))
+        with gr.Row():
+            form.add("hr_upscaler", gr.Dropdown(list(UPSCALER_NAMES), value="Latent", label="Upscaler",
+                                                elem_id=f"{form.tab}-hr-upscaler"))
+            form.add("hr_second_pass_steps", gr.Slider(0, 150, value=0, step=1, label="Hires steps",
+                                                       elem_id=f"{form.tab}-hr-steps"))
+            form.add("denoising_strength", gr.Slider(0, 1, value=0.7, step=0.01, label="Denoising strength",
+                                                     elem_id=f"{form.tab}-hr-denoising"))
+        with gr.Row():
+            form.add("hr_scale", gr.Slider(1, 4, value=2, step=0.05, label="Upscale by", elem_id=f"{form.tab}-hr-scale"))
+            form.add("hr_resize_x", gr.Slider(0, 2048, value=0, step=8, label="Resize width to", elem_id=f"{form.tab}-hr-resize-x"))
+            form.add("hr_resize_y", gr.Slider(0, 2048, value=0, step=8, label="Resize height to", elem_id=f"{form.tab}-hr-resize-y"))
+        size_info = gr.Markdown(hires_size_text({}), elem_id=f"{form.tab}-hr-size-info")
+    names = ("width", "height", "hr_scale", "hr_resize_x", "hr_resize_y")
+    sources = [form.components[name] for name in names]
+    for source in sources:
+        source.change(lambda *values: hires_size_text(dict(zip(names, values))), inputs=sources, outputs=size_info,
+                      queue=False, show_progress="hidden")
+
+
+def build_script_controls(form: Form, scripts: Any, is_img2img: bool) -> dict[str, list]:
+    """The "Script" dropdown from the runtime's script registry, and each script's own controls
+    (from its ``args_info()``, shown while it is selected). Returns {title: [(arg, control)]}."""
+    titles = list(scripts.titles(is_img2img))
+    script = form.add("script", gr.Dropdown([SCRIPT_NONE, *titles], value=SCRIPT_NONE, label="Script",
+                                            elem_id=f"{form.tab}-script"))
+    controls: dict[str, list] = {}
+    groups = []
+    for number, title in enumerate(titles):
+        with gr.Group(visible=False, elem_id=f"{form.tab}-script-{number}") as group:
+            args = scripts.find(title, is_img2img).args_info()
+            controls[title] = [(arg, script_arg_control(arg, f"{form.tab}-script-{number}-arg-{i}"))
+                               for i, arg in enumerate(args)]
+        groups.append(group)
+    if groups:
+        script.change(lambda chosen: {g: gr.update(visible=chosen == t) for g, t in zip(groups, titles)}, inputs=script,
+                      outputs=groups, queue=False, show_progress="hidden")
+    return controls
+
+
+def script_arg_control(arg: Any, elem_id: str) -> gr.components.Component:
+    """A control for one ``ScriptArg``: choices -> dropdown, bool -> checkbox, a range -> slider."""
+    if arg.choices:
+        return gr.Dropdown(list(arg.choices), value=arg.value, label=arg.label, elem_id=elem_id)
+    if isinstance(arg.value, bool):
+        return gr.Checkbox(arg.value, label=arg.label, elem_id=elem_id)
+    if arg.minimum is not None and arg.maximum is not None:
+        return gr.Slider(arg.minimum, arg.maximum, value=arg.value, step=arg.step or 1, label=arg.label, elem_id=elem_id)
+    if isinstance(arg.value, (int, float)):
+        return gr.Number(arg.value, label=arg.label, elem_id=elem_id)
+    return gr.Textbox("" if arg.value is None else str(arg.value), label=arg.label, elem_id=elem_id)
+
+
+def script_arg_values(values: Mapping[Any, Any], controls: list) -> list[Any]:
+    """The script's positional args from its controls, with whole numbers where its defaults are ints
+    (sliders send floats)."""
+    args = []
+    for arg, control in controls:
+        value = values[control]
+        if isinstance(arg.value, int) and not isinstance(arg.value, bool) and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        args.append(value)
+    return args
