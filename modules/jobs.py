@@ -62,6 +62,11 @@ class Job:
     def interrupted(self) -> bool:
         return self._interrupt.is_set()
 
+    @property
+    def skip_requested(self) -> bool:
+        """A skip is pending (not yet taken by the generation)."""
+        return self._skip.is_set()
+
     def take_skip(self) -> bool:
         """Whether a skip was requested since the last call (a skip ends one image only)."""
         with self._lock:
@@ -74,6 +79,9 @@ class Job:
             self.progress = Progress(**{**self.progress.__dict__, **changes})
 
 
+RECENT_JOBS = 16  # finished jobs keep their images: enough for reloads, bounded in memory
+
+
 class JobQueue:
     """FIFO of jobs run by one worker thread, started on the first submit (not at import)."""
 
@@ -82,6 +90,7 @@ class JobQueue:
         self._waiting: list[Job] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._recent: dict[str, Job] = {}  # by id, the last RECENT_JOBS submitted (a reloaded page finds its job)
         self._worker: threading.Thread | None = None
         self.current: Job | None = None
 
@@ -89,11 +98,24 @@ class JobQueue:
         job = Job(f"job-{next(self._ids)}", work)
         with self._lock:
             self._waiting.append(job)
+            self._recent[job.id] = job
+            while len(self._recent) > RECENT_JOBS:
+                del self._recent[next(iter(self._recent))]
             if self._worker is None:
                 self._worker = threading.Thread(target=self._run, name="generation-worker", daemon=True)
                 self._worker.start()
         self._queue.put(job)
         return job
+
+    def find(self, job_id: str) -> Job | None:
+        """A recent job by its id (None when unknown or long gone)."""
+        with self._lock:
+            return self._recent.get(job_id)
+
+    def waiting(self) -> int:
+        """How many jobs are queued behind the running one."""
+        with self._lock:
+            return len(self._waiting)
 
     def position(self, job: Job) -> int:
         """0 when running or done; n when n-1 jobs wait ahead of it."""

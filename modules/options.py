@@ -60,6 +60,8 @@ class Options:
     txt2img_default_sampler: str = "DPM++ 2M"
     txt2img_default_steps: int = 20
     txt2img_default_cfg_scale: float = 7.0
+    # Extensions: folder names in extensions/ that are not loaded
+    disabled_extensions: tuple[str, ...] = ()
 
 
 class OptionsError(ValueError):
@@ -95,6 +97,8 @@ def _field_types() -> dict[str, tuple[type, ...]]:
             kind = (int,)
         if kind == (float,):
             kind = (float, int)
+        if kind == (tuple,):
+            kind = (tuple, list)  # JSON has lists
         types[field.name] = kind + ((type(None),) if field.name in _NULLABLE else ())
     return types
 

@@ -8,19 +8,27 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from pathlib import Path
 
 from modules.config import AppConfig
 from modules.jobs import Job, JobQueue
 from modules.params import Img2ImgParams, ParamsError, Txt2ImgParams
 from modules.styles import apply_styles, read_styles
-from modules.pipeline.generate import GeneratedImage, generate_txt2img
+from modules.pipeline.generate import GeneratedImage, SaveOptions, generate_txt2img
 from modules.pipeline.img2img import generate_img2img
 from modules.device.policy import DevicePolicy, choose_device_policy, probe_cuda
 from modules.models.cache import ModelCache
 from modules.models.files import VAE_SUFFIXES, CheckpointFile, find_checkpoint, scan_checkpoints, scan_vae_files
 from modules.models.hashing import HashCache
+from modules.models.safe_load import CheckpointError, declared_resolution
 from modules.models.load import LoadedModel, ModelKey, load_model
+from modules.networks.lora import LoraFile, LoraLibrary, loras_applied
+from modules.networks.embeddings import EmbeddingLibrary, EmbeddingSet
+from modules.models.detect import detect_checkpoint
+from modules.pipeline.conditioning import PromptOptions
+from modules.pipeline.prompt_syntax import strip_comments
 from modules.options import Options, OptionsError, OptionsStore
+from modules.extensions.scripts import ScriptRegistry
 
 # Two SD1.5 models in fp32 take about 8 GiB; keep a second one only when that fits twice over.
 _RAM_FOR_TWO_MODELS = 16 * 1024**3
@@ -43,6 +51,27 @@ def available_ram_bytes() -> int | None:
     return None
 
 
+def save_options_from(options: Options, data_dir: Path) -> SaveOptions:
+    """The "Saving images/grids" and "Paths for saving" settings as the pipeline takes them.
+    As in A1111, the general images/grids folder, when set, wins over the per-tab ones; a
+    relative folder is under the data dir."""
+    def folder(general: str, specific: str) -> Path | None:
+        chosen = general or specific
+        return data_dir / chosen if chosen else None
+
+    folders = {
+        "txt2img-images": folder(options.outdir_samples, options.outdir_txt2img_samples),
+        "img2img-images": folder(options.outdir_samples, options.outdir_img2img_samples),
+        "txt2img-grids": folder(options.outdir_grids, options.outdir_txt2img_grids),
+        "img2img-grids": folder(options.outdir_grids, options.outdir_img2img_grids),
+    }
+    return SaveOptions(
+        images=options.samples_save, grids=options.grid_save, fmt=options.samples_format.replace("jpeg", "jpg"),
+        quality=options.jpeg_quality, pattern=options.samples_filename_pattern or "[seed]",
+        folders=tuple((kind, path) for kind, path in folders.items() if path is not None),
+    )
+
+
 def automatic_cache_capacity(policy: DevicePolicy, ram_bytes: int | None) -> int:
     if policy.is_cuda:
         return 1
@@ -56,11 +85,14 @@ class Runtime:
         cuda = probe_cuda() if cuda_available is None else cuda_available
         self.device_policy = choose_device_policy(config.device, cuda)
         self.hashes = HashCache(config.hash_cache_file)
+        self.lora_library = LoraLibrary(config.lora_dirs)
+        self.embedding_library = EmbeddingLibrary(config.embeddings_dirs)
         self._scan_lock = threading.Lock()
         self._checkpoints: list[CheckpointFile] | None = None
         self._vae_files: list[CheckpointFile] | None = None
         self._chosen_this_session: str | None = None
         self.jobs = JobQueue()
+        self.scripts = ScriptRegistry.with_builtins()
         self.models: ModelCache[ModelKey, LoadedModel] = ModelCache(self._load, self._cache_capacity(self.options.current))
 
     # ----- files -----
@@ -69,6 +101,37 @@ class Runtime:
             if refresh or self._checkpoints is None:
                 self._checkpoints = scan_checkpoints(self.config.ckpt_dirs, self.config.ckpt_files, self.hashes)
             return list(self._checkpoints)
+
+    def loras(self, refresh: bool = False) -> list[LoraFile]:
+        """The LoRA files under models/Lora and --lora-dir (recursive)."""
+        return self.lora_library.files(refresh)
+
+    def embeddings(self, refresh: bool = False) -> EmbeddingSet:
+        """Textual inversion embeddings (re-read when the folders changed); "skipped" judged
+        against the default checkpoint's text-encoder width (all loaded when there is none)."""
+        found = self.embedding_library.current(refresh)
+        width = self._default_text_width()
+        return found if width is None else found.for_width(width)
+
+    def _default_text_width(self) -> int | None:
+        try:
+            checkpoint = self.resolve_checkpoint()
+        except (NoCheckpointError, KeyError):
+            return None
+        loaded = [key for key in self.models.loaded_keys() if key.checkpoint == checkpoint]
+        if loaded:
+            return self.models.acquire(loaded[-1]).text_encoder.config.hidden_size
+        try:  # reads the header only
+            return detect_checkpoint(checkpoint.path).text_encoder.hidden_size
+        except (ValueError, OSError):
+            return None
+
+    def prompt_options(self) -> PromptOptions:
+        """How prompts are read now: the settings and the embeddings on disk (for the pipeline
+        and for ``conditioning.prompt_token_count``)."""
+        options = self.options.current
+        return PromptOptions(options.emphasis, options.comma_padding_backtrack, options.enable_prompt_comments,
+                             self.embedding_library.current())
 
     def vae_files(self, refresh: bool = False) -> list[CheckpointFile]:
         with self._scan_lock:
@@ -126,6 +189,14 @@ class Runtime:
         vae = self.resolve_vae(checkpoint, vae_choice)
         return self.models.acquire(ModelKey(checkpoint, vae))
 
+    def default_size(self, checkpoint_query: str | None = None) -> tuple[int, int]:
+        """(width, height) a form should start with for this checkpoint: the resolution its
+        ModelSpec metadata declares (the bundled model's 64x64), else SD's 512x512."""
+        try:
+            return declared_resolution(self.resolve_checkpoint(checkpoint_query).path) or (512, 512)
+        except (NoCheckpointError, KeyError, CheckpointError):
+            return 512, 512
+
     def set_default_checkpoint(self, query: str) -> LoadedModel:
         """Load the named checkpoint, then make it the default (a failed load changes nothing)."""
         model = self.acquire_model(query)
@@ -133,15 +204,30 @@ class Runtime:
         self._chosen_this_session = model.checkpoint.title
         return model
 
-    def submit(self, params: Txt2ImgParams, preview_every: int = 0) -> Job:
+    def submit(self, params: Txt2ImgParams, preview_every: int = 0, save: SaveOptions | None = None) -> Job:
         """Validate (raising ParamsError at the edge, nothing queued), merge the chosen styles into
-        the prompts, and queue one generation."""
+        the prompts, and queue one generation. ``save`` None = the saving settings as they are now."""
         params = self.with_styles(params.validate())
+        options = self.options.current
+        if options.enable_prompt_comments:  # A1111 strips them before anything, infotext included
+            params = dataclasses.replace(params, prompt=strip_comments(params.prompt),
+                                         negative_prompt=strip_comments(params.negative_prompt))
+        save = save or save_options_from(options, self.config.data_dir)
+        full_preview = options.show_progress_type == "Full"
+        loras = self.lora_library.requests_for(
+            {"prompt": params.prompt, "negative_prompt": params.negative_prompt},
+            options.extra_networks_default_multiplier)
 
         def work(job: Job) -> list[GeneratedImage]:
             model = self.acquire_model(params.checkpoint, params.vae)
+            prompt_options = self.prompt_options()  # embeddings as on disk when the job starts
             generate = generate_img2img if isinstance(params, Img2ImgParams) else generate_txt2img
-            return generate(model, params, self.config.outputs_dir, job, preview_every=preview_every)
+            # The LoRAs change the cached model's weights in place for this job only (jobs run one
+            # at a time on the worker) and are taken out again however the job ends.
+            with loras_applied(model, loras) as lora_fields:
+                return generate(model, params, self.config.outputs_dir, job, preview_every=preview_every,
+                                save=save, full_preview=full_preview, extra=lora_fields,
+                                prompt_options=prompt_options)
 
         return self.jobs.submit(work)
 

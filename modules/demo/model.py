@@ -9,12 +9,13 @@ exactly the detection, loading and sampling path of any SD1 checkpoint.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from modules.models.detect import UNET_PREFIX, VAE_PREFIX
 from modules.nets.configs import TextEncoderConfig, TextEncoderLayout, UNetConfig, VAEConfig
@@ -45,9 +46,39 @@ DEMO_TEXT = TextEncoderConfig(
 
 
 def build_nets(
-    unet: UNetConfig = DEMO_UNET, vae: VAEConfig = DEMO_VAE, text: TextEncoderConfig = DEMO_TEXT
+    generator: torch.Generator, unet: UNetConfig = DEMO_UNET, vae: VAEConfig = DEMO_VAE,
+    text: TextEncoderConfig = DEMO_TEXT,
 ) -> tuple[UNetModel, AutoencoderKL, TextEncoder]:
-    return UNetModel(unet), AutoencoderKL(vae), TextEncoder(text)
+    """The three nets, initialised from ``generator`` alone (the caller's global RNG state is kept)."""
+    with torch.random.fork_rng(devices=[]):  # constructors draw default inits; ours replace them all below
+        nets = UNetModel(unet), AutoencoderKL(vae), TextEncoder(text)
+    for net in nets:
+        initialise_weights(net, generator)
+    return nets
+
+
+@torch.no_grad()
+def initialise_weights(net: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default initialisation drawn from an explicit generator: Linear and Conv weights and
+    biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming uniform with a = sqrt(5)); embeddings
+    N(0, 0.02) as CLIP initialises them (Radford et al. 2021); norms weight 1, bias 0."""
+    done: set[int] = set()
+    for module in net.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            bound = 1.0 / math.sqrt(module.weight[0].numel())
+            for param in (module.weight, module.bias):
+                if param is not None:
+                    nn.init.uniform_(param, -bound, bound, generator=generator)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, 0.02, generator=generator)
+        elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
+            nn.init.ones_(module.weight), nn.init.zeros_(module.bias)
+        else:
+            continue
+        done.update(id(p) for p in module.parameters(recurse=False))
+    missed = [name for name, p in net.named_parameters() if id(p) not in done]
+    if missed:
+        raise TypeError(f"no initialisation rule for {missed[:5]}")
 
 
 def checkpoint_state(unet: UNetModel, vae: AutoencoderKL, text_encoder: TextEncoder, dtype: torch.dtype) -> dict[str, Tensor]:

@@ -275,9 +275,8 @@ def train(recipe: TrainingRecipe, out: Path, samples_dir: Path, device: torch.de
     started = time.monotonic()
     generator = torch.Generator(device=device).manual_seed(recipe.seed)
     images, captions = make_dataset(recipe.dataset_size, recipe.resolution, recipe.seed)
-    with torch.random.fork_rng(devices=[]):  # nets initialise from the seed without touching the caller's RNG
-        torch.manual_seed(recipe.seed)
-        unet, vae, text_encoder = (net.to(device) for net in build_nets())
+    init_generator = torch.Generator().manual_seed(recipe.seed)
+    unet, vae, text_encoder = (net.to(device) for net in build_nets(init_generator))
     vae_started = time.monotonic()
     train_vae(vae, images, recipe, device, generator)
     vae_minutes = (time.monotonic() - vae_started) / 60

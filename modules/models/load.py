@@ -9,6 +9,7 @@ memory is spent on random initialisation that would be overwritten.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from modules.device.policy import DevicePolicy
 from modules.models.detect import UNET_PREFIX, VAE_PREFIX, detect_checkpoint, detect_vae_file
 from modules.models.families import DetectedModel
 from modules.models.files import CheckpointFile
-from modules.models.safe_load import CheckpointError, load_state_dict
+from modules.models.safe_load import CheckpointError, load_state_dict, read_safetensors_metadata
 from modules.nets.text_encoders import TextEncoder
 from modules.nets.configs import TextEncoderConfig, UNetConfig, VAEConfig
 from modules.nets.tokenizer import build_clip_tokenizer
@@ -66,6 +67,8 @@ class LoadedModel:
     tokenizer: object  # transformers.CLIPTokenizer
     policy: DevicePolicy
     alphas_cumprod: Tensor | None
+    # The live preview's latent -> RGB map when the file declares its own (else SD's is used).
+    preview_factors: tuple[tuple[float, float, float], ...] | None = None
 
 
 class CheckpointLayoutError(CheckpointError):
@@ -154,5 +157,19 @@ def load_model(checkpoint: CheckpointFile, vae_file: CheckpointFile | None, poli
         net.to(device=policy.device, dtype=dtype).eval().requires_grad_(False)
     tokenizer = build_clip_tokenizer(pad_token_id=detected.text_encoder.pad_token_id)
     return LoadedModel(
-        checkpoint, vae_file, detected, unet, vae, text_encoder, tokenizer, policy, parts.alphas_cumprod
+        checkpoint, vae_file, detected, unet, vae, text_encoder, tokenizer, policy, parts.alphas_cumprod,
+        declared_preview_factors(source, detected.vae.embed_dim),
     )
+
+
+def declared_preview_factors(path: Path, channels: int) -> tuple[tuple[float, float, float], ...] | None:
+    """``modelspec.latent_rgb_factors`` (a JSON list of one [R, G, B] row per latent channel), when
+    present and well formed; a malformed entry is ignored, as it only affects live previews."""
+    text = read_safetensors_metadata(path).get("modelspec.latent_rgb_factors")
+    try:
+        rows = tuple(tuple(float(v) for v in row) for row in json.loads(text)) if text else None
+    except (ValueError, TypeError):
+        return None
+    if rows is None or len(rows) != channels or any(len(row) != 3 for row in rows):
+        return None
+    return rows

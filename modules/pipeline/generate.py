@@ -21,6 +21,7 @@ from modules.infotext.format import format_infotext
 from modules.jobs import Job
 from modules.models.load import LoadedModel
 from modules.params import Img2ImgParams, Txt2ImgParams
+from modules.pipeline.conditioning import PromptOptions, prompt_infotext_fields
 from modules.pipeline.grid import image_grid
 from modules.pipeline.preview import cheap_preview
 from modules.pipeline.sampling_run import (
@@ -34,6 +35,22 @@ from modules.sampling.samplers import SamplerStep, SamplingInterrupted
 
 # Written as the infotext's last field, as A1111 writes its release tag.
 VERSION = "v0.1.0"
+
+
+@dataclass(frozen=True)
+class SaveOptions:
+    """The saving settings, frozen for one job: whether images and grids are written, their format,
+    quality and file-name pattern, and folders that replace ``outputs/<kind>``."""
+
+    images: bool = True
+    grids: bool = True
+    fmt: str = "png"
+    quality: int = 80  # JPEG/WebP
+    pattern: str = "[seed]"
+    folders: tuple[tuple[str, Path], ...] = ()  # (output kind, folder)
+
+    def folder(self, kind: str) -> Path | None:
+        return dict(self.folders).get(kind)
 
 
 @dataclass(frozen=True)
@@ -122,20 +139,24 @@ def hires_pass(
         images = [upscale_image(image, (width, height), params.hr_upscaler) for image in latents_to_images(model, latents)]
         upscaled = images_to_latents(model, images)
     hires_spec = dataclasses.replace(spec, latent_shape=(spec.latent_shape[0], height // factor, width // factor))
-    hires_choice = dataclasses.replace(choice, steps=params.hr_second_pass_steps or params.steps)
+    hires_choice = dataclasses.replace(choice, steps=params.hr_second_pass_steps or params.steps,
+                                       first_pass_steps=choice.steps)
     return sample_img2img_latents(
         model, upscaled, [params.prompt] * len(latents), [params.negative_prompt] * len(latents),
         hires_spec, hires_choice, params.denoising_strength, callback=report,
     )
 
 
-def step_reporter(job: Job | None, batch: int, batches: int, preview_every: int = 0):
-    """Progress for each sampling step; a cheap preview of the first image every ``preview_every`` steps."""
+def step_reporter(job: Job | None, batch: int, batches: int, preview_every: int = 0, make_preview=None):
+    """Progress for each sampling step; a preview of the first image every ``preview_every`` steps
+    (``make_preview(denoised_latents)``, the cheap linear map by default)."""
+    make_preview = make_preview or (lambda denoised: cheap_preview(denoised[0]))
+
     def report(step: SamplerStep) -> None:
         if job is None:
             return
         done = step.index + 1
-        preview = {"preview": cheap_preview(step.denoised[0])} if preview_every and done % preview_every == 0 else {}
+        preview = {"preview": make_preview(step.denoised)} if preview_every and done % preview_every == 0 else {}
         job.report(step=done, total_steps=step.total, image=batch, images=batches, **preview)
         if job.interrupted or job.take_skip():
             raise SamplingInterrupted("interrupted" if job.interrupted else "skipped")
@@ -145,10 +166,14 @@ def step_reporter(job: Job | None, batch: int, batches: int, preview_every: int 
 def run_batches(
     model: LoadedModel, params: Txt2ImgParams, outputs: Path | None, job: Job | None, now: dt.datetime | None,
     preview_every: int, make_images: Callable[[NoiseSpec, Callable], list[Image.Image]], kind: str,
-    extra: dict[str, object] | None = None,
+    extra: dict[str, object] | None = None, save: SaveOptions = SaveOptions(), full_preview: bool = False,
 ) -> list[GeneratedImage]:
     """The batch loop shared by txt2img and img2img: seeds per image, ``make_images`` per batch,
-    then infotext and saving; interrupt stops, skip drops the batch in progress."""
+    then infotext and saving; interrupt stops, skip drops the batch in progress.
+    ``full_preview``: live previews decoded by the VAE instead of the cheap linear map."""
+    make_preview = (lambda denoised: latents_to_images(model, denoised[:1])[0]) if full_preview else None
+    if make_preview is None and model.preview_factors is not None:
+        make_preview = lambda denoised: cheap_preview(denoised[0], model.preview_factors)  # noqa: E731
     seed, subseed = resolve_seed(params.seed), resolve_seed(params.subseed)
     seeds, subseeds = image_seeds(seed, subseed, params.subseed_strength, params.batch_size * params.n_iter)
     results: list[GeneratedImage] = []
@@ -158,27 +183,37 @@ def run_batches(
         part = slice(batch * params.batch_size, (batch + 1) * params.batch_size)
         spec = batch_noise_spec(params, model, seeds[part], subseeds[part])
         try:
-            images = make_images(spec, step_reporter(job, batch, params.n_iter, preview_every))
+            images = make_images(spec, step_reporter(job, batch, params.n_iter, preview_every, make_preview))
         except SamplingInterrupted:
             continue  # skipped or interrupted: this batch has no finished image
         for index, image in enumerate(images):
             results.append(finish_image(model, params, image, seeds[part][index], subseeds[part][index], index,
-                                        outputs, now, kind, extra))
-    save_grid(results, outputs, kind.replace("-images", "-grids"), now)
+                                        outputs if save.images else None, now, kind, extra, save))
+    save_grid(results, outputs if save.grids else None, kind.replace("-images", "-grids"), now, save)
     return results
 
 
-def sampling_choice(params: Txt2ImgParams) -> SamplingChoice:
+def sampling_choice(params: Txt2ImgParams, prompt_options: PromptOptions | None = None) -> SamplingChoice:
     return SamplingChoice(params.sampler_name, params.scheduler, params.steps, params.cfg_scale,
-                          params.clip_skip, dict(params.sampler_knobs))
+                          params.clip_skip, dict(params.sampler_knobs), prompt_options or PromptOptions())
+
+
+def prompt_fields(model: LoadedModel, params: Txt2ImgParams, choice: SamplingChoice) -> dict[str, object]:
+    """"TI hashes" and "Emphasis" for this generation (a1111-conventions §2)."""
+    hires_steps = (params.hr_second_pass_steps or params.steps) if params.enable_hr else None
+    return prompt_infotext_fields(model.text_encoder, model.tokenizer, params.prompt, params.negative_prompt,
+                                  choice.prompt_options, choice.steps, hires_steps)
 
 
 def generate_txt2img(
     model: LoadedModel, params: Txt2ImgParams, outputs: Path | None, job: Job | None = None,
-    now: dt.datetime | None = None, preview_every: int = 0,
+    now: dt.datetime | None = None, preview_every: int = 0, save: SaveOptions = SaveOptions(), full_preview: bool = False,
+    extra: dict[str, object] | None = None, prompt_options: PromptOptions | None = None,
 ) -> list[GeneratedImage]:
-    """All batches of ``params`` (validated by the caller); images saved under ``outputs`` when given."""
-    choice = sampling_choice(params)
+    """All batches of ``params`` (validated by the caller); images saved under ``outputs`` when given.
+    ``extra``: infotext fields added before Version (e.g. "Lora hashes")."""
+    choice = sampling_choice(params, prompt_options)
+    extra = {**(extra or {}), **prompt_fields(model, params, choice)}
     prompts = [params.prompt] * params.batch_size
     negatives = [params.negative_prompt] * params.batch_size
 
@@ -189,21 +224,25 @@ def generate_txt2img(
                 latents = hires_pass(model, params, latents, spec, choice, report)
             return latents_to_images(model, latents)
 
-    return run_batches(model, params, outputs, job, now, preview_every, make_images, "txt2img-images")
+    return run_batches(model, params, outputs, job, now, preview_every, make_images, "txt2img-images",
+                       extra, save=save, full_preview=full_preview)
 
 
-def save_grid(results: list[GeneratedImage], outputs: Path | None, kind: str, now: dt.datetime | None) -> Path | None:
+def save_grid(
+    results: list[GeneratedImage], outputs: Path | None, kind: str, now: dt.datetime | None, save: SaveOptions = SaveOptions(),
+) -> Path | None:
     """A grid of the whole generation when it made more than one image, with the first image's infotext."""
     if outputs is None or len(results) < 2:
         return None
-    path = grid_path(outputs, kind, (now or dt.datetime.now()).strftime("%Y-%m-%d"))
-    save_image(image_grid([r.image for r in results]), path, results[0].infotext)
+    path = grid_path(outputs, kind, (now or dt.datetime.now()).strftime("%Y-%m-%d"), save.fmt, save.folder(kind))
+    save_image(image_grid([r.image for r in results]), path, results[0].infotext, save.quality)
     return path
 
 
 def finish_image(
     model: LoadedModel, params: Txt2ImgParams, image: Image.Image, seed: int, subseed: int, index: int,
     outputs: Path | None, now: dt.datetime | None, kind: str = "txt2img-images", extra: dict[str, object] | None = None,
+    save: SaveOptions = SaveOptions(),
 ) -> GeneratedImage:
     fields = infotext_fields(params, model, seed, subseed)
     version = fields.pop("Version")
@@ -216,7 +255,7 @@ def finish_image(
             model_name=model.checkpoint.model_name, model_hash=model.checkpoint.shorthash, prompt=params.prompt,
             width=params.width, height=params.height, batch_number=index, now=now or dt.datetime.now(),
         )
-        path = output_path(outputs, kind, tokens)
-        save_image(image, path, infotext)
+        path = output_path(outputs, kind, tokens, save.pattern or "[seed]", save.fmt, save.folder(kind))
+        save_image(image, path, infotext, save.quality)
     return GeneratedImage(image, infotext, seed, subseed, path)
 

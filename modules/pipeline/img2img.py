@@ -17,7 +17,8 @@ from torch import Tensor
 from modules.jobs import Job
 from modules.models.load import LoadedModel
 from modules.params import INPAINT_FILL_LABELS, Img2ImgParams, InpaintFill
-from modules.pipeline.generate import GeneratedImage, run_batches, sampling_choice
+from modules.pipeline.conditioning import PromptOptions
+from modules.pipeline.generate import GeneratedImage, SaveOptions, prompt_fields, run_batches, sampling_choice
 from modules.pipeline.images import (
     ResizeMode, fill_masked, latent_mask, masked_region, overlay_original, prepare_mask, resize_image,
 )
@@ -115,7 +116,10 @@ def img2img_fields(params: Img2ImgParams) -> dict[str, object]:
     return fields
 
 
-def sample_batch(model: LoadedModel, params: Img2ImgParams, prepared: list[Prepared], spec: NoiseSpec, report) -> list[Image.Image]:
+def sample_batch(
+    model: LoadedModel, params: Img2ImgParams, prepared: list[Prepared], spec: NoiseSpec, report,
+    prompt_options: PromptOptions | None = None,
+) -> list[Image.Image]:
     factor = spec.latent_downscale
     latents = init_latents(model, params, prepared, factor)
     mask = conditioning = None
@@ -126,7 +130,7 @@ def sample_batch(model: LoadedModel, params: Img2ImgParams, prepared: list[Prepa
         if model.detected.family.is_inpainting:
             pixels = torch.from_numpy(np.stack([np.around(np.asarray(p.mask, dtype=np.float32) / 255) for p in prepared]))[:, None]
             conditioning = inpainting_conditioning(model, masked_image_conditioning(model, prepared, pixels), repaint)
-    choice = sampling_choice(params)
+    choice = sampling_choice(params, prompt_options)
     count = len(prepared)
     sampled = sample_img2img_latents(
         model, latents, [params.prompt] * count, [params.negative_prompt] * count, spec, choice,
@@ -137,15 +141,17 @@ def sample_batch(model: LoadedModel, params: Img2ImgParams, prepared: list[Prepa
 
 def generate_img2img(
     model: LoadedModel, params: Img2ImgParams, outputs: Path | None, job: Job | None = None,
-    now: dt.datetime | None = None, preview_every: int = 0,
+    now: dt.datetime | None = None, preview_every: int = 0, save: SaveOptions = SaveOptions(), full_preview: bool = False,
+    extra: dict[str, object] | None = None, prompt_options: PromptOptions | None = None,
 ) -> list[GeneratedImage]:
     """All batches of ``params`` (validated by the caller); the i-th image of a batch uses init image i
-    (cycling when there are fewer)."""
+    (cycling when there are fewer). ``extra``: infotext fields after the img2img ones."""
+    extra = {**(extra or {}), **prompt_fields(model, params, sampling_choice(params, prompt_options))}
     prepared = [prepare(params, params.init_images[i % len(params.init_images)]) for i in range(params.batch_size)]
 
     def make_images(spec: NoiseSpec, report) -> list[Image.Image]:
         with seamless_tiling(model, params.tiling):
-            return sample_batch(model, params, prepared, spec, report)
+            return sample_batch(model, params, prepared, spec, report, prompt_options)
 
     return run_batches(model, params, outputs, job, now, preview_every, make_images, "img2img-images",
-                       img2img_fields(params))
+                       {**img2img_fields(params), **(extra or {})}, save=save, full_preview=full_preview)
