@@ -92,6 +92,11 @@ def _jitter(rng: random.Random, amount: float) -> tuple[float, float]:
 def caption(sample: ShapeSample, rng: random.Random) -> str:
     desc = " ".join(w for w in (sample.size_word, sample.colour, sample.shape, sample.position_word) if w)
     text = rng.choice(TEMPLATES).format(desc=desc, bg=sample.background)
+    return with_articles(text)
+
+
+def with_articles(text: str) -> str:
+    """"a" before a vowel sound becomes "an" (of our words, only "orange" starts with one)."""
     return re.sub(r"\ba (?=orange\b)", "an ", text)
 
 

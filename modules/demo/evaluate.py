@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from modules.demo.dataset import COLOURS, SHAPES, is_held_out
+from modules.demo.dataset import COLOURS, SHAPES, is_held_out, with_articles
 from modules.demo.model import DEMO_FILE_NAME
 from modules.demo.sample_grid import load_checkpoint_file, native_resolution
 from modules.params import Txt2ImgParams
@@ -77,8 +77,7 @@ def evaluation_prompts() -> list[tuple[str, str, str, bool]]:
 
 
 def prompt_for(colour: str, shape: str, background: str) -> str:
-    article = "an" if colour == "orange" else "a"
-    return f"{article} {colour} {shape} on a {background} background"
+    return with_articles(f"a {colour} {shape} on a {background} background")
 
 
 def accuracies(rows: list[dict]) -> dict[str, float]:

@@ -72,6 +72,11 @@ def gallery_image_count(page, tab: str) -> int:
     return page.locator(f"#{tab}-gallery img").count()
 
 
+def first_gallery_image(page, tab: str) -> Image.Image:
+    """The first image the tab's gallery shows, as the server sent it (metadata included)."""
+    return fetch_image(page.locator(f"#{tab}-gallery img").first.get_attribute("src"))
+
+
 def fetch_image(url: str) -> Image.Image:
     with urllib.request.urlopen(url, timeout=30) as response:
         image = Image.open(io.BytesIO(response.read()))

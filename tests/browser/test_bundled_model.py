@@ -9,7 +9,7 @@ import pytest
 
 from modules.demo.evaluate import read_picture
 from tests.browser.conftest import ROOT, screenshot, start_server, write_tiny_model
-from tests.browser.helpers import TIMEOUT_MS, choose, fetch_image, open_page, set_number, wait_for_text
+from tests.browser.helpers import TIMEOUT_MS, choose, first_gallery_image, open_page, set_number, wait_for_text
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +35,7 @@ def test_fresh_install_draws_the_prompt_with_the_bundled_model(browser, tmp_path
         infotext = wait_for_text(page, "#txt2img-infotext textarea", "Seed: 11")
         assert "Steps: 20, Sampler: DPM++ 2M" in infotext and "Size: 64x64" in infotext
         assert "Model: shapes-demo" in infotext
-        shown = fetch_image(page.locator("#txt2img-gallery img").first.get_attribute("src"))
+        shown = first_gallery_image(page, "txt2img")
         reading = read_picture(shown)
         assert (reading.colour, reading.background) == ("yellow", "purple"), reading
         screenshot(page, "bundled-model-yellow-star")

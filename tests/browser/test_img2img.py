@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.browser.conftest import screenshot
-from tests.browser.helpers import fetch_image, open_page, open_tab, set_number, wait_for_text, write_png
+from tests.browser.helpers import first_gallery_image, open_page, open_tab, set_number, wait_for_text, write_png
 
 pytestmark = pytest.mark.browser
 
@@ -41,7 +41,7 @@ def test_img2img_from_an_uploaded_image(server, page, tmp_path: Path) -> None:
     page.click("#img2img-generate")
     infotext = wait_for_text(page, "#img2img-infotext textarea", "Denoising strength: 0.5")
     assert infotext.startswith("a striped wall\nSteps: 4,") and "Size: 64x64" in infotext
-    shown = fetch_image(page.locator("#img2img-gallery img").first.get_attribute("src"))
+    shown = first_gallery_image(page, "img2img")
     assert shown.size == (64, 64) and shown.info["parameters"] == infotext
 
 
@@ -73,7 +73,7 @@ def test_inpaint_upload_repaints_only_the_masked_half(server, page, tmp_path: Pa
     page.click("#img2img-generate")
     infotext = wait_for_text(page, "#img2img-infotext textarea", "Mask blur: 0")
     assert "Denoising strength: 1" in infotext
-    result = np.asarray(fetch_image(page.locator("#img2img-gallery img").first.get_attribute("src")).convert("RGB"))
+    result = np.asarray(first_gallery_image(page, "img2img").convert("RGB"))
     kept = np.asarray(original)
     assert np.array_equal(result[:, 40:], kept[:, 40:])  # unmasked: the original, untouched
     assert np.abs(result[:, :24].astype(int) - kept[:, :24]).mean() > 10  # masked: repainted
@@ -108,7 +108,7 @@ def test_inpaint_with_a_painted_mask(server, page, tmp_path: Path, mode: str) ->
     page.click("#img2img-generate")
     infotext = wait_for_text(page, "#img2img-infotext textarea", "Mask blur: 4")
     assert "Denoising strength: 1" in infotext
-    result = np.asarray(fetch_image(page.locator("#img2img-gallery img").first.get_attribute("src")).convert("RGB"))
+    result = np.asarray(first_gallery_image(page, "img2img").convert("RGB"))
     kept = np.asarray(original)
     assert np.array_equal(result[:, 48:], kept[:, 48:])  # far from the stroke: untouched
     assert np.abs(result[:, :24].astype(int) - kept[:, :24]).max() > 40  # along the stroke: repainted

@@ -10,7 +10,7 @@ from PIL import Image, PngImagePlugin
 
 from tests.browser.conftest import screenshot
 from tests.browser.helpers import (
-    TIMEOUT_MS, fetch_image, gallery_image_count, open_page, open_tab, set_number, small_txt2img, wait_for_text,
+    TIMEOUT_MS, first_gallery_image, gallery_image_count, open_page, open_tab, set_number, small_txt2img, wait_for_text,
     wait_until_ready,
 )
 
@@ -34,7 +34,7 @@ def test_generate_shows_the_image_and_infotext_and_saves_a_download_with_paramet
     assert infotext.startswith("a red apple on a table\nSteps: 3, Sampler: DPM++ 2M, Schedule type: Karras")
     assert "Size: 64x64" in infotext and "Model: tiny-" in infotext
     assert gallery_image_count(page, "txt2img") == 1
-    shown = fetch_image(page.locator("#txt2img-gallery img").first.get_attribute("src"))
+    shown = first_gallery_image(page, "txt2img")
     assert shown.size == (64, 64) and shown.info.get("parameters") == infotext
     screenshot(page, "txt2img-after-generation")
 

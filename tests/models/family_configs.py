@@ -10,7 +10,10 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+import torch
+
 from modules.nets.configs import TextEncoderConfig, TextEncoderLayout, UNetConfig, VAEConfig
+from modules.nets.text_encoders import TextEncoder
 
 Configs = tuple[UNetConfig, VAEConfig, TextEncoderConfig]
 
@@ -22,6 +25,16 @@ def clip_l_text(width: int, layers: int, intermediate: int, vocab: int = 49408,
         num_heads=max(1, width // 64), intermediate_size=intermediate, max_positions=positions,
         hidden_act="quick_gelu", default_clip_skip=1, pad_token_id=49407,
     )
+
+
+def random_clip_l_encoder(seed: int) -> TextEncoder:
+    """A tiny CLIP-L-layout text encoder with the full vocabulary (real token ids fit), random weights."""
+    encoder = TextEncoder(clip_l_text(width=32, layers=2, intermediate=64)).eval()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in encoder.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.05)
+    return encoder
 
 
 def open_clip_text(width: int, layers: int, intermediate: int, vocab: int = 49408,

@@ -8,7 +8,7 @@ import torch
 from modules.nets.text_encoders import TextEncoder
 from modules.nets.tokenizer import build_clip_tokenizer
 from modules.pipeline.conditioning import chunk_token_ids, encode_prompts, prompt_token_count
-from tests.models.family_configs import clip_l_text
+from tests.models.family_configs import random_clip_l_encoder
 
 
 @pytest.fixture(scope="module")
@@ -18,13 +18,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def encoder() -> TextEncoder:
-    # The full CLIP vocabulary so real token ids fit; tiny width keeps it fast.
-    encoder = TextEncoder(clip_l_text(width=32, layers=2, intermediate=64)).eval()
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for parameter in encoder.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.05)
-    return encoder
+    return random_clip_l_encoder(seed=0)
 
 
 def test_short_prompt_is_one_row_of_77() -> None:

@@ -19,7 +19,7 @@ from modules.pipeline.generate import generate_txt2img
 from modules.pipeline.sampling_run import SamplingChoice, sample_img2img_latents, sample_txt2img_latents
 from modules.sampling.denoiser import ScheduledCFGDenoiser
 from modules.sampling.noise import NoiseSpec
-from tests.models.family_configs import clip_l_text
+from tests.models.family_configs import random_clip_l_encoder
 from tests.pipeline.test_sampling_run import model  # noqa: F401  (module-scoped tiny model fixture)
 
 
@@ -30,12 +30,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def encoder() -> TextEncoder:
-    encoder = TextEncoder(clip_l_text(width=32, layers=2, intermediate=64)).eval()
-    generator = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for parameter in encoder.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.05)
-    return encoder
+    return random_clip_l_encoder(seed=3)
 
 
 def ids_of(tokenizer, text: str) -> list[int]:
