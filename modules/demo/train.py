@@ -34,16 +34,16 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from modules.demo.dataset import make_dataset
 from modules.demo.model import (
-    DEMO_FILE_NAME, DEMO_VAE, build_nets, checkpoint_state, modelspec_metadata, save_checkpoint,
+    DEMO_FILE_NAME, build_nets, checkpoint_state, modelspec_metadata, save_checkpoint,
 )
 from modules.demo.sample_grid import save_sample_grid
-from modules.models.detect import VAE_PREFIX
+from modules.models.detect import VAE_PREFIX, detect_checkpoint
+from modules.models.safe_load import read_safetensors_metadata
 from modules.nets.text_encoders import TextEncoder
 from modules.nets.tokenizer import build_clip_tokenizer
 from modules.nets.unet import UNetModel
@@ -137,12 +137,16 @@ def edge_loss(reconstruction: Tensor, target: Tensor) -> Tensor:
     return F.l1_loss(dx(reconstruction), dx(target)) + F.l1_loss(dy(reconstruction), dy(target))
 
 
+def pixel_loss(reconstruction: Tensor, pixels: Tensor, recipe: TrainingRecipe) -> Tensor:
+    return F.l1_loss(reconstruction, pixels) + recipe.edge_weight * edge_loss(reconstruction, pixels)
+
+
 def vae_loss(vae: AutoencoderKL, pixels: Tensor, noise: Tensor, recipe: TrainingRecipe) -> Tensor:
     mean, logvar = vae.encode_moments(pixels)
     z = mean + torch.exp(0.5 * logvar) * noise
     reconstruction = vae.decode(z)
     kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(dim=(1, 2, 3)).mean()
-    return F.l1_loss(reconstruction, pixels) + recipe.edge_weight * edge_loss(reconstruction, pixels) + recipe.kl_weight * kl
+    return pixel_loss(reconstruction, pixels, recipe) + recipe.kl_weight * kl
 
 
 def train_vae(vae: AutoencoderKL, images: np.ndarray, recipe: TrainingRecipe, device: torch.device,
@@ -225,11 +229,10 @@ def refine_decoder(vae: AutoencoderKL, images: np.ndarray, posterior: tuple[Tens
             group["lr"] = recipe.decoder_lr * learning_rate_factor(step, recipe.decoder_steps, recipe.warmup_steps)
         index = next(order).cpu()
         pixels = images_to_tensor(stored[index], device)
-        noise = torch.randn(means[index].shape, generator=generator, device=device)
-        z = means[index].to(device) + stds[index].to(device) * noise
+        mean, std = means[index].to(device), stds[index].to(device)
+        z = mean + std * torch.randn(mean.shape, generator=generator, device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            reconstruction = vae.decode(z)
-            loss = F.l1_loss(reconstruction, pixels) + recipe.edge_weight * edge_loss(reconstruction, pixels)
+            loss = pixel_loss(vae.decode(z), pixels, recipe)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -364,11 +367,10 @@ def refine_checkpoint_decoder(checkpoint: Path, recipe: TrainingRecipe, out: Pat
     (refinements accumulate: a refined file can be refined again)."""
     started = time.monotonic()
     state = load_file(str(checkpoint))
-    with safe_open(str(checkpoint), "pt") as handle:
-        metadata = dict(handle.metadata() or {})
+    metadata = dict(read_safetensors_metadata(checkpoint))
     if "demo.training" not in metadata:
         raise SystemExit(f"train-demo: {checkpoint} is not a demo checkpoint written by train-demo")
-    vae = AutoencoderKL(DEMO_VAE).to(device)
+    vae = AutoencoderKL(detect_checkpoint(checkpoint).vae).to(device)  # the file's own sizes
     vae.load_state_dict({k[len(VAE_PREFIX):]: v.float() for k, v in state.items() if k.startswith(VAE_PREFIX)})
     vae.eval()
     images, _ = make_dataset(recipe.dataset_size, recipe.resolution, recipe.seed)
