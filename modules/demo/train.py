@@ -34,7 +34,6 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from modules.demo.dataset import make_dataset
@@ -43,7 +42,8 @@ from modules.demo.model import (
 )
 from modules.demo.sample_grid import save_sample_grid
 from modules.models.detect import VAE_PREFIX, detect_checkpoint
-from modules.models.safe_load import read_safetensors_metadata
+from modules.models.load import build_vae, split_checkpoint
+from modules.models.safe_load import load_state_dict, read_safetensors_metadata
 from modules.nets.text_encoders import TextEncoder
 from modules.nets.tokenizer import build_clip_tokenizer
 from modules.nets.unet import UNetModel
@@ -366,13 +366,13 @@ def refine_checkpoint_decoder(checkpoint: Path, recipe: TrainingRecipe, out: Pat
     unchanged, the decoder is refined on the recipe's dataset, and the training summary records it
     (refinements accumulate: a refined file can be refined again)."""
     started = time.monotonic()
-    state = load_file(str(checkpoint))
-    metadata = dict(read_safetensors_metadata(checkpoint))
+    metadata = read_safetensors_metadata(checkpoint)
     if "demo.training" not in metadata:
         raise SystemExit(f"train-demo: {checkpoint} is not a demo checkpoint written by train-demo")
-    vae = AutoencoderKL(detect_checkpoint(checkpoint).vae).to(device)  # the file's own sizes
-    vae.load_state_dict({k[len(VAE_PREFIX):]: v.float() for k, v in state.items() if k.startswith(VAE_PREFIX)})
-    vae.eval()
+    state = load_state_dict(checkpoint)
+    # The same path as any checkpoint: the file's own sizes, every key checked; trained in fp32.
+    vae = build_vae(detect_checkpoint(checkpoint).vae, split_checkpoint(state, checkpoint).vae, checkpoint)
+    vae = vae.to(device, torch.float32).eval()
     images, _ = make_dataset(recipe.dataset_size, recipe.resolution, recipe.seed)
     posterior = encode_all(vae, images, device)
     refine_decoder(vae, images, posterior, recipe, device, decoder_generator(recipe, device))
