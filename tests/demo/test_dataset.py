@@ -9,7 +9,9 @@ from itertools import permutations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from modules.demo.dataset import COLOURS, SHAPES, caption, is_held_out, make_dataset, random_sample, render
+from modules.demo.dataset import (
+    COLOURS, SHAPES, ShapeSample, caption, is_held_out, make_dataset, random_sample, render,
+)
 from modules.demo.evaluate import read_picture
 
 
@@ -106,3 +108,13 @@ def test_close_palette_colours_are_told_apart_when_softened() -> None:
     softened = Image.blend(sharp, Image.new("RGB", (64, 64), COLOURS["orange"]), 0.2)
     reading = read_picture(softened)
     assert (reading.colour, reading.background, reading.shape) == ("yellow", "orange", "triangle")
+
+
+def test_every_training_picture_has_background_at_its_top_left_pixel() -> None:
+    """The autoencoder's loss tells shape from background by that pixel."""
+    rng = random.Random(7)
+    samples = [random_sample(rng) for _ in range(400)]
+    # the largest size word at its largest jitter and offset, for every shape
+    samples += [ShapeSample(s, "red", "blue", radius=0.34 * 1.08, centre=(0.46, 0.46)) for s in SHAPES]
+    for sample in samples:
+        assert tuple(np.asarray(render(sample, 64))[0, 0]) == COLOURS[sample.background], sample
