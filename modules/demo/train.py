@@ -197,10 +197,12 @@ def train_vae(vae: AutoencoderKL, images: np.ndarray, recipe: TrainingRecipe, de
         loss.backward()
         optimizer.step()
         progress.update(step + 1, loss.detach())
-        if (step + 1) % recipe.vae_check_every == 0 or step + 1 == recipe.vae_steps:
-            check = round_trip_check(vae, recipe.resolution, device)
-            print(f"autoencoder step {step + 1}: {format_round_trip(check)}", flush=True)
+        if (step + 1) % recipe.vae_check_every == 0 and step + 1 < recipe.vae_steps:
+            print(f"autoencoder step {step + 1}: {format_round_trip(round_trip_check(vae, recipe.resolution, device))}",
+                  flush=True)
     vae.eval()
+    check = round_trip_check(vae, recipe.resolution, device)
+    print(f"autoencoder step {recipe.vae_steps}: {format_round_trip(check)}", flush=True)
     return check
 
 
