@@ -140,6 +140,12 @@ def prompt_for(colour: str, shape: str, background: str) -> str:
     return with_articles(f"a {colour} {shape} on a {background} background")
 
 
+def judge(reading: Reading, colour: str, shape: str, background: str) -> dict[str, bool]:
+    """Which of the three attributes a picture's reading got right (the row ``accuracies`` counts)."""
+    return {"colour_ok": reading.colour == colour, "background_ok": reading.background == background,
+            "shape_ok": reading.shape == shape}
+
+
 def accuracies(rows: list[dict]) -> dict[str, float]:
     count = max(1, len(rows))
     return {
@@ -159,10 +165,8 @@ def evaluate(checkpoint: Path, device: torch.device, seeds: int, sampler: str, s
         params = Txt2ImgParams(prompt=prompt_for(colour, shape, background), sampler_name=sampler, steps=steps,
                                cfg_scale=cfg, width=width, height=height, seed=1000, batch_size=seeds)
         for result in generate_txt2img(model, params.validate(), None):
-            reading = read_picture(result.image)
             images.append(result.image)
-            rows.append({"held_out": held_out, "colour_ok": reading.colour == colour,
-                         "background_ok": reading.background == background, "shape_ok": reading.shape == shape})
+            rows.append({"held_out": held_out, **judge(read_picture(result.image), colour, shape, background)})
     if grid_out is not None:
         grid_out.parent.mkdir(parents=True, exist_ok=True)
         image_grid(images[:: max(1, seeds)], rows=len(COLOURS)).save(grid_out)

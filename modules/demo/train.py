@@ -42,7 +42,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from modules.demo.dataset import ShapeSample, make_dataset, render
-from modules.demo.evaluate import evaluation_prompts, read_picture
+from modules.demo.evaluate import accuracies, evaluation_prompts, judge, read_picture
 from modules.demo.model import (
     DEMO_FILE_NAME, build_nets, checkpoint_state, modelspec_metadata, save_checkpoint,
 )
@@ -164,8 +164,9 @@ def region_weights(pixels: Tensor, balance: float) -> Tensor:
 
 def pixel_loss(reconstruction: Tensor, pixels: Tensor, recipe: TrainingRecipe) -> Tensor:
     weights = region_weights(pixels, recipe.region_balance)
-    l1 = (weights * (reconstruction.float() - pixels).abs()).mean()
-    return l1 + recipe.edge_weight * edge_loss(reconstruction.float(), pixels)
+    reconstruction = reconstruction.float()  # bf16 under autocast: the losses are summed in fp32
+    l1 = (weights * (reconstruction - pixels).abs()).mean()
+    return l1 + recipe.edge_weight * edge_loss(reconstruction, pixels)
 
 
 def vae_loss(vae: AutoencoderKL, pixels: Tensor, noise: Tensor, recipe: TrainingRecipe) -> Tensor:
@@ -208,10 +209,9 @@ def train_vae(vae: AutoencoderKL, images: np.ndarray, recipe: TrainingRecipe, de
 
 def round_trip_pictures(resolution: int) -> tuple[list[tuple[str, str, str]], np.ndarray]:
     """Every evaluation combination (colour, shape, background) drawn at two sizes."""
-    combos = [(c, s, b) for c, s, b, _ in evaluation_prompts() for _ in range(2)]
-    pictures = [render(ShapeSample(s, c, b, radius=r), resolution) for c, s, b, _ in evaluation_prompts()
-                for r in (0.22, 0.3)]
-    return combos, np.stack([np.asarray(p) for p in pictures])
+    combos = [(c, s, b, r) for c, s, b, _ in evaluation_prompts() for r in (0.22, 0.3)]
+    pictures = [np.asarray(render(ShapeSample(s, c, b, radius=r), resolution)) for c, s, b, r in combos]
+    return [combo[:3] for combo in combos], np.stack(pictures)
 
 
 @torch.no_grad()
@@ -225,10 +225,9 @@ def round_trip_check(vae: AutoencoderKL, resolution: int, device: torch.device) 
     decoded = torch.cat([vae.decode(vae.encode_moments(chunk)[0]) for chunk in pixels.split(64)])
     vae.train(was_training)
     as_uint8 = ((decoded.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    readings = [read_picture(Image.fromarray(p)) for p in as_uint8]
-    right = lambda test: sum(map(test, combos, readings)) / len(combos)  # noqa: E731
-    return {"shape_colour": right(lambda c, r: r.colour == c[0]), "background": right(lambda c, r: r.background == c[2]),
-            "shape": right(lambda c, r: r.shape == c[1]), "l1": float((decoded - pixels).abs().mean())}
+    rows = [judge(read_picture(Image.fromarray(p)), c, s, b) for (c, s, b), p in zip(combos, as_uint8)]
+    scores = {k: v for k, v in accuracies(rows).items() if k != "images"}
+    return scores | {"l1": float((decoded - pixels).abs().mean())}
 
 
 def format_round_trip(check: dict[str, float]) -> str:
