@@ -199,12 +199,9 @@ def train_vae(vae: AutoencoderKL, images: np.ndarray, recipe: TrainingRecipe, de
         optimizer.step()
         progress.update(step + 1, loss.detach())
         if (step + 1) % recipe.vae_check_every == 0 and step + 1 < recipe.vae_steps:
-            print(f"autoencoder step {step + 1}: {format_round_trip(round_trip_check(vae, recipe.resolution, device))}",
-                  flush=True)
+            report_round_trip(f"autoencoder step {step + 1}", vae, recipe.resolution, device)
     vae.eval()
-    check = round_trip_check(vae, recipe.resolution, device)
-    print(f"autoencoder step {recipe.vae_steps}: {format_round_trip(check)}", flush=True)
-    return check
+    return report_round_trip(f"autoencoder step {recipe.vae_steps}", vae, recipe.resolution, device)
 
 
 def round_trip_pictures(resolution: int) -> tuple[list[tuple[str, str, str]], np.ndarray]:
@@ -230,9 +227,12 @@ def round_trip_check(vae: AutoencoderKL, resolution: int, device: torch.device) 
     return scores | {"l1": float((decoded - pixels).abs().mean())}
 
 
-def format_round_trip(check: dict[str, float]) -> str:
-    return (f"round trip shape colour {check['shape_colour']:.1%}, background {check['background']:.1%}, "
-            f"shape {check['shape']:.1%}, L1 {check['l1']:.4f}")
+def report_round_trip(label: str, vae: AutoencoderKL, resolution: int, device: torch.device) -> dict[str, float]:
+    """Run the round-trip check, print it under ``label`` and return it."""
+    check = round_trip_check(vae, resolution, device)
+    print(f"{label}: round trip shape colour {check['shape_colour']:.1%}, background {check['background']:.1%}, "
+          f"shape {check['shape']:.1%}, L1 {check['l1']:.4f}", flush=True)
+    return check
 
 
 @torch.no_grad()
@@ -278,10 +278,11 @@ def latent_rgb_factors(latents: Tensor, images: np.ndarray) -> list[list[float]]
 
 
 def refine_decoder(vae: AutoencoderKL, images: np.ndarray, posterior: tuple[Tensor, Tensor], recipe: TrainingRecipe,
-                   device: torch.device, generator: torch.Generator) -> None:
+                   device: torch.device, generator: torch.Generator) -> dict[str, float]:
     """Phase 4: the decoder (and post_quant_conv) alone, on posterior samples of the fixed encoder, with
     phase 1's pixel losses. Under bf16 autocast, since its convolutions run about 1.5x faster so on CPUs
-    with bf16 units (and on GPUs); the weights and the optimiser state stay fp32."""
+    with bf16 units (and on GPUs); the weights and the optimiser state stay fp32. Returns the round-trip
+    check after it, in a whole run and in ``--refine-decoder`` alike."""
     params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
     optimizer = torch.optim.AdamW(params, lr=recipe.decoder_lr, weight_decay=0.0)
     means, stds = posterior
@@ -303,6 +304,7 @@ def refine_decoder(vae: AutoencoderKL, images: np.ndarray, posterior: tuple[Tens
         optimizer.step()
         progress.update(step + 1, loss.detach())
     vae.eval()
+    return report_round_trip("decoder refined", vae, recipe.resolution, device)
 
 
 def tokenize(captions: list[str]) -> Tensor:
@@ -414,9 +416,7 @@ def train(recipe: TrainingRecipe, out: Path, samples_dir: Path, device: torch.de
     ema = train_unet(unet, text_encoder, (means, stds), ids, recipe, device, generator, on_sample)
     summary["unet_minutes"] = round((time.monotonic() - unet_started) / 60, 2)
     decoder_started = time.monotonic()
-    refine_decoder(vae, images, (means, stds), recipe, device, decoder_generator(recipe, device))
-    decoder_check = round_trip_check(vae, recipe.resolution, device)
-    print(f"decoder refined: {format_round_trip(decoder_check)}", flush=True)
+    decoder_check = refine_decoder(vae, images, (means, stds), recipe, device, decoder_generator(recipe, device))
     summary |= {"decoder_minutes": round((time.monotonic() - decoder_started) / 60, 2),
                 "decoder_round_trip": rounded(decoder_check),
                 "total_minutes": round((time.monotonic() - started) / 60, 2)}
@@ -448,13 +448,13 @@ def refine_checkpoint_decoder(checkpoint: Path, recipe: TrainingRecipe, out: Pat
     vae = vae.to(device, torch.float32).eval()
     images, _ = make_dataset(recipe.dataset_size, recipe.resolution, recipe.seed)
     posterior = encode_all(vae, images, device)
-    refine_decoder(vae, images, posterior, recipe, device, decoder_generator(recipe, device))
+    check = refine_decoder(vae, images, posterior, recipe, device, decoder_generator(recipe, device))
     dtype = next(iter(state.values())).dtype
     state |= {VAE_PREFIX + k: v.detach().to("cpu", dtype).contiguous() for k, v in vae.state_dict().items()}
     training = json.loads(metadata["demo.training"])
     training.setdefault("decoder_refinements", []).append({
         "steps": recipe.decoder_steps, "batch": recipe.decoder_batch, "lr": recipe.decoder_lr,
-        "device": str(device), "minutes": round((time.monotonic() - started) / 60, 2),
+        "device": str(device), "minutes": round((time.monotonic() - started) / 60, 2), "round_trip": rounded(check),
     })
     metadata["demo.training"] = json.dumps(training, sort_keys=True)
     save_checkpoint(out, state, metadata)

@@ -119,6 +119,7 @@ def test_refining_a_checkpoint_changes_only_its_decoder_and_records_it(tmp_path:
     assert {v.dtype for v in after.values()} == {torch.float16}
     recorded = json.loads(read_safetensors_metadata(refined)["demo.training"])
     assert recorded == training and [r["steps"] for r in recorded["decoder_refinements"]] == [5]
+    assert set(recorded["decoder_refinements"][0]["round_trip"]) == {"shape_colour", "background", "shape", "l1"}
     assert recorded["recipe"]["unet_steps"] == 2  # the original run's record is kept
     assert read_safetensors_metadata(refined)["modelspec.title"] == read_safetensors_metadata(original)["modelspec.title"]
 
