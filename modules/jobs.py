@@ -13,6 +13,7 @@ import itertools
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -82,6 +83,15 @@ class Job:
 RECENT_JOBS = 16  # finished jobs keep their images: enough for reloads, bounded in memory
 
 
+class QueueFullError(RuntimeError):
+    """The queue already holds as many waiting jobs as allowed; the caller should try again later."""
+
+    def __init__(self, waiting: int, retry_after: int):
+        super().__init__(f"the queue is full ({waiting} jobs waiting); try again in about {retry_after} s")
+        self.waiting = waiting
+        self.retry_after = retry_after
+
+
 class JobQueue:
     """FIFO of jobs run by one worker thread, started on the first submit (not at import)."""
 
@@ -90,13 +100,17 @@ class JobQueue:
         self._waiting: list[Job] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._durations: deque[float] = deque(maxlen=8)  # seconds the last jobs ran
         self._recent: dict[str, Job] = {}  # by id, the last RECENT_JOBS submitted (a reloaded page finds its job)
         self._worker: threading.Thread | None = None
         self.current: Job | None = None
 
-    def submit(self, work: Callable[[Job], Any]) -> Job:
-        job = Job(f"job-{next(self._ids)}", work)
+    def submit(self, work: Callable[[Job], Any], max_waiting: int | None = None) -> Job:
+        """Queue ``work``; QueueFullError (nothing queued) when ``max_waiting`` jobs already wait."""
         with self._lock:
+            if max_waiting is not None and len(self._waiting) >= max_waiting:
+                raise QueueFullError(len(self._waiting), self._seconds_per_job())
+            job = Job(f"job-{next(self._ids)}", work)
             self._waiting.append(job)
             self._recent[job.id] = job
             while len(self._recent) > RECENT_JOBS:
@@ -106,6 +120,32 @@ class JobQueue:
                 self._worker.start()
         self._queue.put(job)
         return job
+
+    def _seconds_per_job(self) -> int:
+        """About how long one job runs now (the median of the last few; 10 s before any ran)."""
+        durations = sorted(self._durations)
+        return max(1, round(durations[len(durations) // 2])) if durations else 10
+
+    def check_room(self, max_waiting: int) -> None:
+        """QueueFullError when ``max_waiting`` jobs already wait (for callers that queue later)."""
+        with self._lock:
+            if len(self._waiting) >= max_waiting:
+                raise QueueFullError(len(self._waiting), self._seconds_per_job())
+
+    def cancel(self, job: Job) -> None:
+        """The caller is gone: a waiting job is dropped (its future cancelled), a running one is
+        interrupted at its next step."""
+        with self._lock:
+            if job in self._waiting and job.future.cancel():
+                self._waiting.remove(job)
+                self._recent.pop(job.id, None)
+                return
+        job.interrupt()
+
+    def forget(self, job: Job) -> None:
+        """The caller has taken the job's result: stop keeping it for reloads."""
+        with self._lock:
+            self._recent.pop(job.id, None)
 
     def find(self, job_id: str) -> Job | None:
         """A recent job by its id (None when unknown or long gone)."""
@@ -132,13 +172,20 @@ class JobQueue:
     def _run(self) -> None:
         while (job := self._queue.get()) is not None:
             with self._lock:
+                if job not in self._waiting:  # cancelled while it waited
+                    continue
                 self._waiting.remove(job)
                 self.current = job
-            job.report(started=time.monotonic())
+            started = time.monotonic()
+            job.report(started=started)
             if job.future.set_running_or_notify_cancel():
                 try:
                     job.future.set_result(job.work(job))
                 except Exception as error:  # the job's own error goes to its caller, the worker lives on
                     job.future.set_exception(error)
+            # The work closure holds the job's inputs (init images, masks): a finished job keeps
+            # only its result, so the recent jobs kept for reloads stay small.
+            job.work = None
             with self._lock:
                 self.current = None
+                self._durations.append(time.monotonic() - started)

@@ -60,6 +60,8 @@ class Options:
     txt2img_default_sampler: str = "DPM++ 2M"
     txt2img_default_steps: int = 20
     txt2img_default_cfg_scale: float = 7.0
+    # Server: how many jobs may wait behind the running one; more are refused (HTTP 503, Retry-After)
+    queue_max_waiting: int = 100
     # Extensions: folder names in extensions/ that are not loaded
     disabled_extensions: tuple[str, ...] = ()
 
@@ -77,7 +79,7 @@ _RANGES: Mapping[str, tuple[float, float]] = {
     "show_progress_every_n_steps": (-1, 1000), "live_preview_refresh_period": (100, 60000),
     "eta_ancestral": (0, 1), "eta_ddim": (0, 1), "eta_noise_seed_delta": (0, 2**32 - 1),
     "comma_padding_backtrack": (0, 74), "extra_networks_default_multiplier": (-10, 10),
-    "txt2img_default_steps": (1, 150), "txt2img_default_cfg_scale": (1, 30),
+    "txt2img_default_steps": (1, 150), "txt2img_default_cfg_scale": (1, 30), "queue_max_waiting": (1, 100000),
 }
 _CHOICES: Mapping[str, tuple[str, ...]] = {
     "samples_format": ("png", "jpg", "jpeg", "webp"),

@@ -229,7 +229,11 @@ class Runtime:
                                 save=save, full_preview=full_preview, extra=lora_fields,
                                 prompt_options=prompt_options)
 
-        return self.jobs.submit(work)
+        return self.jobs.submit(work, max_waiting=options.queue_max_waiting)
+
+    def check_queue_room(self) -> None:
+        """QueueFullError when the "queue_max_waiting" setting's number of jobs already wait."""
+        self.jobs.check_room(self.options.current.queue_max_waiting)
 
     def with_styles(self, params: Txt2ImgParams) -> Txt2ImgParams:
         if not params.styles:

@@ -6,12 +6,16 @@ import json
 from pathlib import Path
 
 import gradio as gr
-from fastapi import FastAPI, Request
+from typing import Callable
+
+from fastapi import FastAPI
+from starlette.requests import HTTPConnection
 from starlette.routing import Mount
 
 from modules.nets.tokenizer import build_clip_tokenizer
 from modules.runtime import Runtime
 from webui.forms import img2img_params, txt2img_params
+from webui.access import AccessGate, AccessPolicy, page_users
 from webui.api import mount_api
 from webui.progress import add_progress_route
 from webui.tabs.extensions import build_extensions_tab
@@ -27,6 +31,8 @@ from webui.tabs.txt2img import build_txt2img_tab
 from webui.top_bar import build_top_bar
 
 PAGE_TITLE = "Stable Diffusion"
+LOGIN_MESSAGE = "Log in to the Stable Diffusion web UI"
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # one upload through the page; larger files are refused by Gradio
 STATIC = Path(__file__).resolve().parent / "static"
 
 
@@ -115,18 +121,33 @@ def page_head(theme: str | None) -> str:
     return f"<script>{force}{script}</script>"
 
 
-def gradio_login_check(app: FastAPI, runtime: Runtime):
-    """Whether a request carries the page's login (needed for our own routes when --gradio-auth is on)."""
-    def is_allowed(request: Request) -> bool:
-        if not runtime.config.server.gradio_auth:
-            return True
-        mounted = next((route.app for route in app.routes if isinstance(route, Mount) and hasattr(route.app, "tokens")), None)
+def page_login_check(app: FastAPI) -> Callable[[HTTPConnection], bool]:
+    """Whether a request carries a login cookie of the mounted page (Gradio keeps the sessions)."""
+    def logged_in(connection: HTTPConnection) -> bool:
+        mounted = next((route.app for route in app.routes if isinstance(route, Mount) and hasattr(route.app, "tokens")),
+                       None)
         if mounted is None:
             return False
-        token = request.cookies.get(f"access-token-{mounted.cookie_id}") or \
-            request.cookies.get(f"access-token-unsecure-{mounted.cookie_id}")
-        return mounted.tokens.get(token) is not None
-    return is_allowed
+        token = connection.cookies.get(f"access-token-{mounted.cookie_id}") or \
+            connection.cookies.get(f"access-token-unsecure-{mounted.cookie_id}")
+        return token is not None and mounted.tokens.get(token) is not None
+    return logged_in
+
+
+def mount_page(app: FastAPI, runtime: Runtime) -> None:
+    server = runtime.config.server
+    users = page_users(server.gradio_auth, server.api_auth)
+    blocks = build_blocks(runtime)
+    gr.mount_gradio_app(
+        app, blocks, path="/", auth=list(users) or None, auth_message=LOGIN_MESSAGE if users else None,
+        css=(STATIC / "style.css").read_text(encoding="utf-8"), head=page_head(server.theme),
+        allowed_paths=[str(runtime.config.outputs_dir)], footer_links=["api", "settings"], ssr_mode=False,
+        run_history=False, max_file_size=MAX_UPLOAD_BYTES,
+    )
+    # Gradio's launch() marks its Blocks as launched, and only then checks that a file path a
+    # client sends lies in the upload folder (otherwise any server file is copied into the cache
+    # and served); mount_gradio_app leaves the flag unset, so set what launch() would have.
+    blocks.has_launched = True
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -134,13 +155,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     server = runtime.config.server
     if server.api_enabled:
         mount_api(app, runtime)  # before the page's mount at "/", which would shadow later routes
-    if server.nowebui:
-        return app
-    add_progress_route(app, runtime, gradio_login_check(app, runtime))
-    gr.mount_gradio_app(
-        app, build_blocks(runtime), path="/", auth=list(server.gradio_auth) or None,
-        auth_message="Log in to the Stable Diffusion web UI" if server.gradio_auth else None,
-        css=(STATIC / "style.css").read_text(encoding="utf-8"), head=page_head(server.theme),
-        allowed_paths=[str(runtime.config.outputs_dir)], footer_links=["api", "settings"], ssr_mode=False,
-    )
+    if not server.nowebui:
+        add_progress_route(app, runtime)
+        mount_page(app, runtime)
+    policy = AccessPolicy.from_flags(server.gradio_auth, server.api_auth)
+    app.add_middleware(AccessGate, policy=policy, logged_in=page_login_check(app), login_message=LOGIN_MESSAGE)
     return app

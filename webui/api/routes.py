@@ -1,7 +1,8 @@
 """mount_api(app, runtime): A1111's ``/sdapi/v1`` routes on our FastAPI app (a1111-conventions §5).
 
 Routes are plain ``def``s: FastAPI runs them in its threadpool, so a route that waits for a
-generation never blocks the event loop. ``--api-auth`` puts HTTP Basic on every route here.
+generation never blocks the event loop. Who may call them is decided in front of the whole app
+(``webui/access.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import dataclasses
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 
 from modules.infotext.files import read_text_chunks
 from modules.networks.embeddings import EmbeddingInfo
@@ -18,7 +19,6 @@ from modules.infotext.parse import parse_infotext
 from modules.options import OptionsError
 from modules.runtime import NoCheckpointError, Runtime
 from webui.api import listings
-from webui.api.auth import basic_auth
 from webui.api.errors import ApiFieldError, add_error_handlers, field_error
 from webui.api.extras import html_info, upscale, upscale_plan
 from webui.api.generation import generate
@@ -35,8 +35,7 @@ READ_ONLY_OPTIONS = ("sd_checkpoint_hash",)
 
 def mount_api(app: FastAPI, runtime: Runtime) -> None:
     """Adds the routes; call before mounting the page at "/" (a mount there would shadow them)."""
-    auth = [Depends(basic_auth(runtime.config.server.api_auth))] if runtime.config.server.api_auth else []
-    router = APIRouter(prefix=API_PREFIX, tags=["sdapi"], dependencies=auth)
+    router = APIRouter(prefix=API_PREFIX, tags=["sdapi"])
     add_generation_routes(router, runtime)
     add_state_routes(router, runtime)
     add_list_routes(router, runtime)
@@ -47,14 +46,14 @@ def mount_api(app: FastAPI, runtime: Runtime) -> None:
 
 def add_generation_routes(router: APIRouter, runtime: Runtime) -> None:
     @router.post("/txt2img", response_model=GenerationResponse)
-    def txt2img(request: Txt2ImgRequest) -> dict:
-        return generate(runtime, request, is_img2img=False)
+    async def txt2img(request: Txt2ImgRequest, http_request: Request) -> dict:
+        return await generate(runtime, http_request, request, is_img2img=False)
 
     @router.post("/img2img", response_model=GenerationResponse)
-    def img2img(request: Img2ImgRequest) -> dict:
+    async def img2img(request: Img2ImgRequest, http_request: Request) -> dict:
         if not request.init_images:
             raise field_error("init_images", "img2img needs at least one image")
-        return generate(runtime, request, is_img2img=True)
+        return await generate(runtime, http_request, request, is_img2img=True)
 
     @router.post("/extra-single-image", response_model=ExtrasSingleResponse)
     def extra_single_image(request: ExtrasSingleRequest) -> dict:
@@ -111,19 +110,20 @@ def options_body(runtime: Runtime) -> dict[str, Any]:
 
 
 def add_state_routes(router: APIRouter, runtime: Runtime) -> None:
+    # The control routes are async: they answer on the event loop, never behind a busy thread pool.
     @router.get("/progress")
-    def progress(skip_current_image: bool = False) -> dict:
+    async def progress(skip_current_image: bool = False) -> dict:
         return progress_body(runtime, skip_current_image)
 
     @router.post("/interrupt")
-    def interrupt() -> dict:
+    async def interrupt() -> dict:
         job = runtime.jobs.current
         if job is not None:
             job.interrupt()
         return {}
 
     @router.post("/skip")
-    def skip() -> None:
+    async def skip() -> None:
         job = runtime.jobs.current
         if job is not None:
             job.skip()
