@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
-from typing import Callable, IO
+from typing import Callable, IO, Iterable
+
+# write_atomically's temporary names: ".<target name>.<mkstemp's 8 random characters>.tmp".
+_TEMPORARY_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
 
 
 def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -30,3 +35,28 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:
     write_atomically(path, lambda handle: handle.write(data))
+
+
+def remove_stale_temporaries(folders: Iterable[Path], recursive: bool, older_than_seconds: float = 60.0) -> list[Path]:
+    """Delete the temporary files that writes killed mid-way (SIGKILL, power loss) left in
+    ``folders`` (and below, when ``recursive``); files younger than ``older_than_seconds`` may
+    belong to a live writer and stay. The paths removed."""
+    removed: list[Path] = []
+    cutoff = time.time() - older_than_seconds
+    for folder in folders:
+        for parent, subfolders, names in os.walk(folder):
+            if not recursive:
+                subfolders.clear()
+            for name in names:
+                path = Path(parent) / name
+                if _TEMPORARY_NAME.fullmatch(name) and _modified_before(path, cutoff):
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+    return removed
+
+
+def _modified_before(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except OSError:
+        return False

@@ -25,6 +25,11 @@ CFG_RANGE = (0.0, 30.0)
 BATCH_SIZE_RANGE = (1, 8)
 BATCH_COUNT_RANGE = (1, 100)
 CLIP_SKIP_RANGE = (1, 12)
+# The sampler knobs' ranges, as A1111's settings sliders bound them ("Sampler parameters");
+# outside them the step formulas leave their domain (a negative eta takes a square root of
+# a negative number) or the noise is unbounded.
+KNOB_RANGES = {"eta": (0.0, 1.0), "s_churn": (0.0, 100.0), "s_tmin": (0.0, 10.0), "s_tmax": (0.0, 999.0),
+               "s_noise": (0.0, 1.1)}
 SEED_MAX = 2**32 - 1
 SUPPORTED_RNG = (RngSource.CPU, RngSource.GPU)
 
@@ -186,11 +191,15 @@ def _knob_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:
         sampler, _ = resolve_sampler(p.sampler_name)
     except ValueError:
         return []  # already reported as sampler_name
+    problems: list[tuple[str, str]] = []
+    for name, value in p.sampler_knobs:
+        if name in KNOB_RANGES:
+            _in_range(problems, name, value, KNOB_RANGES[name])
     unknown = sorted({name for name, _ in p.sampler_knobs} - set(sampler.knobs))
-    if not unknown:
-        return []
-    accepted = ", ".join(sampler.knobs) or "none"
-    return [("sampler_knobs", f"{sampler.name} does not take {', '.join(unknown)} (it takes: {accepted})")]
+    if unknown:
+        accepted = ", ".join(sampler.knobs) or "none"
+        problems.append(("sampler_knobs", f"{sampler.name} does not take {', '.join(unknown)} (it takes: {accepted})"))
+    return problems
 
 
 def _hires_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:

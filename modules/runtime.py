@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from modules.config import AppConfig
+from modules.fileio import remove_stale_temporaries
 from modules.jobs import Job, JobQueue
 from modules.params import Img2ImgParams, ParamsError, Txt2ImgParams
 from modules.styles import apply_styles, read_styles
@@ -19,7 +20,7 @@ from modules.pipeline.img2img import generate_img2img
 from modules.device.policy import DevicePolicy, choose_device_policy, probe_cuda
 from modules.models.cache import ModelCache
 from modules.models.files import VAE_SUFFIXES, CheckpointFile, find_checkpoint, scan_checkpoints, scan_vae_files
-from modules.models.hashing import HashCache
+from modules.models.hashing import BackgroundHasher, HashCache
 from modules.models.safe_load import CheckpointError, declared_resolution
 from modules.models.load import LoadedModel, ModelKey, load_model
 from modules.networks.lora import LoraFile, LoraLibrary, loras_applied
@@ -85,22 +86,46 @@ class Runtime:
         cuda = probe_cuda() if cuda_available is None else cuda_available
         self.device_policy = choose_device_policy(config.device, cuda)
         self.hashes = HashCache(config.hash_cache_file)
+        self.hasher = BackgroundHasher(self.hashes, self._hashes_found)
         self.lora_library = LoraLibrary(config.lora_dirs)
         self.embedding_library = EmbeddingLibrary(config.embeddings_dirs)
         self._scan_lock = threading.Lock()
         self._checkpoints: list[CheckpointFile] | None = None
         self._vae_files: list[CheckpointFile] | None = None
         self._chosen_this_session: str | None = None
+        self._detected: dict[tuple[str, int, int], str | None] = {}  # (path, size, mtime) -> why unusable
         self.jobs = JobQueue()
         self.scripts = ScriptRegistry.with_builtins()
         self.models: ModelCache[ModelKey, LoadedModel] = ModelCache(self._load, self._cache_capacity(self.options.current))
 
     # ----- files -----
     def checkpoints(self, refresh: bool = False) -> list[CheckpointFile]:
+        """The checkpoint files; a new file is listed at once and hashed in the background."""
         with self._scan_lock:
             if refresh or self._checkpoints is None:
                 self._checkpoints = scan_checkpoints(self.config.ckpt_dirs, self.config.ckpt_files, self.hashes)
+                self.hasher.request(f.path for f in self._checkpoints if f.sha256 is None)
             return list(self._checkpoints)
+
+    def hashed(self, file: CheckpointFile) -> CheckpointFile:
+        """``file`` with its SHA-256, computed now if the background hasher has not reached it yet
+        (a job about to load the file needs its hash for the infotext; other jobs do not wait)."""
+        if file.sha256 is not None:
+            return file
+        digest = self.hashes.sha256(file.path)
+        self._hashes_found()
+        return file.with_hash(digest)
+
+    def _hashes_found(self) -> None:
+        """Give the listed files the hashes computed since they were scanned."""
+        def update(files: list[CheckpointFile] | None) -> list[CheckpointFile] | None:
+            if files is None:
+                return None
+            return [f.with_hash(digest) if f.sha256 is None and (digest := self.hashes.cached(f.path)) else f
+                    for f in files]
+        with self._scan_lock:
+            self._checkpoints = update(self._checkpoints)
+            self._vae_files = update(self._vae_files)
 
     def loras(self, refresh: bool = False) -> list[LoraFile]:
         """The LoRA files under models/Lora and --lora-dir (recursive)."""
@@ -137,6 +162,7 @@ class Runtime:
         with self._scan_lock:
             if refresh or self._vae_files is None:
                 self._vae_files = scan_vae_files(self.config.vae_dirs, self.hashes)
+                self.hasher.request(f.path for f in self._vae_files if f.sha256 is None)
             return list(self._vae_files)
 
     def resolve_checkpoint(self, query: str | None = None) -> CheckpointFile:
@@ -156,8 +182,28 @@ class Runtime:
             try:
                 return find_checkpoint(files, default)
             except KeyError:
-                pass  # the saved default was deleted or renamed: fall back to the first file
-        return files[0]
+                pass  # the saved default was deleted or renamed: fall back to the first usable file
+        return next((f for f in files if self.unusable_reason(f) is None), files[0])
+
+    def unusable_reason(self, file: CheckpointFile) -> str | None:
+        """Why ``file`` is not a checkpoint we can load (read from its header; remembered while
+        the file is unchanged), or None when it is one."""
+        try:
+            stat = file.path.stat()
+        except OSError as error:
+            return f"cannot read {file.name}: {error.strerror}"
+        identity = (str(file.path), stat.st_size, stat.st_mtime_ns)
+        with self._scan_lock:
+            if identity in self._detected:
+                return self._detected[identity]
+        try:
+            detect_checkpoint(file.path)
+            reason = None
+        except (ValueError, OSError) as error:  # CheckpointError and layout errors are ValueErrors
+            reason = f"cannot load the checkpoint {file.name}: {error}"
+        with self._scan_lock:
+            self._detected[identity] = reason
+        return reason
 
     def resolve_vae(self, checkpoint: CheckpointFile, choice: str | None = None) -> CheckpointFile | None:
         """A VAE file to use instead of the checkpoint's own, or None to keep its own.
@@ -185,9 +231,9 @@ class Runtime:
 
     # ----- models -----
     def acquire_model(self, checkpoint_query: str | None = None, vae_choice: str | None = None) -> LoadedModel:
-        checkpoint = self.resolve_checkpoint(checkpoint_query)
+        checkpoint = self.hashed(self.resolve_checkpoint(checkpoint_query))
         vae = self.resolve_vae(checkpoint, vae_choice)
-        return self.models.acquire(ModelKey(checkpoint, vae))
+        return self.models.acquire(ModelKey(checkpoint, vae and self.hashed(vae)))
 
     def default_size(self, checkpoint_query: str | None = None) -> tuple[int, int]:
         """(width, height) a form should start with for this checkpoint: the resolution its
@@ -245,17 +291,35 @@ class Runtime:
             raise ParamsError([("styles", str(error.args[0]))]) from error
         return dataclasses.replace(params, prompt=prompt, negative_prompt=negative)
 
+    def usable_checkpoint_title(self, query: str) -> str:
+        """The title of the checkpoint ``query`` names, checked to be loadable (from its header);
+        OptionsError naming ``sd_model_checkpoint`` otherwise, so a bad choice is refused before it
+        is stored or queued and the previous default keeps serving."""
+        try:
+            chosen = find_checkpoint(self.checkpoints(), query)
+        except KeyError as error:
+            raise OptionsError("sd_model_checkpoint", str(error.args[0])) from error
+        reason = self.unusable_reason(chosen)
+        if reason is not None:
+            raise OptionsError("sd_model_checkpoint", reason)
+        return chosen.title
+
     def update_options(self, changes: dict) -> Options:
         if "sd_model_checkpoint" in changes and changes["sd_model_checkpoint"] is not None:
-            try:
-                title = find_checkpoint(self.checkpoints(), changes["sd_model_checkpoint"]).title
-            except KeyError as error:
-                raise OptionsError("sd_model_checkpoint", str(error.args[0])) from error
+            title = self.usable_checkpoint_title(changes["sd_model_checkpoint"])
             changes = {**changes, "sd_model_checkpoint": title}
             self._chosen_this_session = title
         options = self.options.update(changes)
         self.models.set_capacity(self._cache_capacity(options))
         return options
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """At start: the temporary files of saves that a killed process left behind (outputs,
+        settings, caches, merged checkpoints), so they do not pile up."""
+        save = save_options_from(self.options.current, self.config.data_dir)
+        trees = [self.config.outputs_dir, *(folder for _, folder in save.folders)]
+        folders = [self.config.data_dir, self.config.hash_cache_file.parent, self.config.ckpt_dirs[0]]
+        return remove_stale_temporaries(trees, recursive=True) + remove_stale_temporaries(folders, recursive=False)
 
     def _cache_capacity(self, options: Options) -> int:
         if options.sd_checkpoints_limit is not None:

@@ -66,6 +66,8 @@ def after_start(server: uvicorn.Server, config: AppConfig) -> None:
 
 def serve(config: AppConfig) -> int:
     runtime = Runtime(config)
+    for path in runtime.remove_stale_temporaries():
+        print(f"Removed {path}: a save that an earlier run did not finish")
     app = create_app(runtime)
     for warning in security_warnings(config):
         print(warning)

@@ -12,6 +12,7 @@ infotexts).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -24,6 +25,8 @@ VAE_SUFFIXES = (".safetensors", ".pt", ".ckpt")
 _VAE_MARKER = ".vae."
 # Download managers write beside the target: aria2 keeps `<file>.aria2` until the file is complete.
 _DOWNLOAD_CONTROL_SUFFIXES = (".aria2",)
+# New files up to this size are hashed during the scan (about 0.1 s); larger ones in the background.
+INLINE_HASH_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,18 +35,21 @@ class CheckpointFile:
 
     path: Path  # absolute
     name: str  # relative to its folder, forward slashes: "sub/model.safetensors"
-    sha256: str
-    shorthash: str
-    title: str  # "sub/model.safetensors [0123456789]"
+    sha256: str | None  # None while a new file is still being hashed
+    shorthash: str | None
+    title: str  # "sub/model.safetensors [0123456789]", or the bare name until the hash is known (as A1111)
     model_name: str  # "sub_model", as A1111 writes it after "Model: "
 
     @classmethod
-    def from_file(cls, path: Path, name: str, sha256: str) -> "CheckpointFile":
-        shorthash = short_hash(sha256)
+    def from_file(cls, path: Path, name: str, sha256: str | None) -> "CheckpointFile":
+        shorthash = short_hash(sha256) if sha256 is not None else None
         return cls(
             path=Path(os.path.abspath(path)), name=name, sha256=sha256, shorthash=shorthash,
-            title=f"{name} [{shorthash}]", model_name=_model_name(name),
+            title=f"{name} [{shorthash}]" if shorthash else name, model_name=_model_name(name),
         )
+
+    def with_hash(self, sha256: str) -> "CheckpointFile":
+        return CheckpointFile.from_file(self.path, self.name, sha256)
 
     @property
     def stem(self) -> str:
@@ -89,8 +95,11 @@ def find_checkpoint(files: Sequence[CheckpointFile], query: str) -> CheckpointFi
     """
     wanted = query.strip()
     as_name = wanted.replace("\\", "/")
+    titled = _TITLE.fullmatch(as_name)
     rules = (
         lambda f: f.title == wanted,
+        # A saved title of a file whose hash is still being computed (or was lost with the cache).
+        lambda f: titled is not None and f.name == titled[1] and f.shorthash in (None, titled[2]),
         lambda f: f.name == as_name,
         lambda f: _without_extension(f.name) == as_name,
         lambda f: f.model_name == wanted,
@@ -106,14 +115,30 @@ def find_checkpoint(files: Sequence[CheckpointFile], query: str) -> CheckpointFi
     raise KeyError(f"no checkpoint matches {query!r}; available: {titles}")
 
 
+_TITLE = re.compile(r"(.+) \[([0-9a-f]{10})\]")
+
+
 def _without_extension(name: str) -> str:
     suffix = Path(name).suffix
     return name[: -len(suffix)] if suffix else name
 
 
 def _described(found: list[tuple[Path, str]], hashes: HashCache) -> list[CheckpointFile]:
-    files = [CheckpointFile.from_file(path, name, hashes.sha256(path)) for path, name in found]
+    """Files with their hashes when known or quick to compute; a large new file is listed without
+    one, to be hashed in the background (``BackgroundHasher``), so a scan never waits for it."""
+    files = [CheckpointFile.from_file(path, name, _known_or_quick_hash(path, hashes)) for path, name in found]
     return sorted(files, key=lambda f: (f.name.lower(), f.name, str(f.path)))
+
+
+def _known_or_quick_hash(path: Path, hashes: HashCache) -> str | None:
+    known = hashes.cached(path)
+    if known is not None:
+        return known
+    try:
+        small = path.stat().st_size <= INLINE_HASH_BYTES
+    except OSError:
+        return None
+    return hashes.sha256(path) if small else None
 
 
 def _checked_explicit_file(path: Path) -> Path:

@@ -109,6 +109,17 @@ class HashCache:
             self._save()
         return digest
 
+    def cached(self, path: Path) -> str | None:
+        """The remembered SHA-256 of ``path`` while its size and mtime match, else None (nothing is read)."""
+        key = _cache_key(path)
+        try:
+            size, mtime_ns = _file_identity(Path(key))
+        except OSError:
+            return None
+        with self._lock:
+            entry = self._loaded().get(key)
+        return entry.sha256 if entry is not None and (entry.size, entry.mtime_ns) == (size, mtime_ns) else None
+
     def forget(self, path: Path) -> None:
         """Drop the entry for ``path`` (e.g. the file was deleted or replaced)."""
         with self._lock:
@@ -132,3 +143,40 @@ class HashCache:
 
 def _cache_key(path: Path) -> str:
     return os.path.abspath(path)
+
+
+class BackgroundHasher:
+    """Hashes files one at a time in a daemon thread, so that listing models and generating never
+    wait for a large new file to be read; ``on_hashed()`` is called after each file."""
+
+    def __init__(self, hashes: HashCache, on_hashed):
+        self._hashes = hashes
+        self._on_hashed = on_hashed
+        self._lock = threading.Lock()
+        self._pending: dict[str, None] = {}  # ordered set of paths
+        self._thread: threading.Thread | None = None
+
+    def request(self, paths) -> None:
+        with self._lock:
+            self._pending.update(dict.fromkeys(str(path) for path in paths))
+            if self._pending and (self._thread is None or not self._thread.is_alive()):
+                self._thread = threading.Thread(target=self._run, name="model-hasher", daemon=True)
+                self._thread.start()
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._pending)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return
+                path = next(iter(self._pending))
+            try:
+                self._hashes.sha256(Path(path))
+            except OSError as error:  # deleted or unreadable since the scan: it is listed without a hash
+                logger.warning("could not hash %s: %s", path, error)
+            with self._lock:
+                self._pending.pop(path, None)
+            self._on_hashed()

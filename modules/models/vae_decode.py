@@ -21,17 +21,27 @@ class VAEPrecisionError(RuntimeError):
     """The decode produced NaN and no fp32 retry was allowed."""
 
 
+class NonFiniteLatentsError(RuntimeError):
+    """Sampling produced NaN or infinite latents: no VAE precision can decode those."""
+
+
 def vae_dtype(vae: AutoencoderKL) -> torch.dtype:
     return next(vae.parameters()).dtype
 
 
 def decode_latents(vae: AutoencoderKL, latents: Tensor, retry_in_fp32: bool) -> Tensor:
     """Unscaled latents -> fp32 images in [-1, 1] (values as decoded, not clamped)."""
+    if not torch.isfinite(latents).all():
+        raise NonFiniteLatentsError("sampling produced NaN or infinite values; lower the CFG scale or use "
+                                    "other sampler settings (eta, s_noise, s_churn)")
     dtype = vae_dtype(vae)
     images = vae.decode(latents.to(dtype))
     if not torch.isnan(images).any():
         return images.float()
-    if not retry_in_fp32 or dtype == torch.float32:
+    if dtype == torch.float32:
+        raise VAEPrecisionError("the VAE decode produced NaN in float32: the latents are outside what this VAE "
+                                "can decode")
+    if not retry_in_fp32:
         raise VAEPrecisionError(f"the VAE decode in {dtype} produced NaN; run with --no-half-vae")
     log.warning("VAE decode in %s produced NaN: converting the VAE to float32 and decoding again", dtype)
     vae.to(torch.float32)

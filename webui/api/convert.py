@@ -16,7 +16,6 @@ from PIL import Image
 
 from modules.infotext.apply import infotext_to_params
 from modules.infotext.parse import parse_infotext
-from modules.models.files import find_checkpoint
 from modules.options import Options, OptionsError, option_names, validate_option
 from modules.params import Img2ImgParams, InpaintFill, ParamsError, Txt2ImgParams
 from modules.pipeline.images import ResizeMode
@@ -24,7 +23,7 @@ from modules.runtime import Runtime
 from modules.sampling.catalog import resolve_sampler
 from modules.sampling.noise import RngSource
 from webui.api.errors import ApiFieldError
-from webui.api.images import decode_image
+from webui.api.images import PixelBudget, decode_image
 from webui.api.schemas import GenerationRequest, Img2ImgRequest, Txt2ImgRequest
 
 # Request field -> params field, where the names differ.
@@ -73,12 +72,10 @@ def request_settings(runtime: Runtime, overrides: Mapping[str, Any] | None) -> S
         try:
             validate_option(key, value)
             if key == "sd_model_checkpoint" and value is not None:
-                value = find_checkpoint(runtime.checkpoints(), value).title
+                value = runtime.usable_checkpoint_title(value)
             known[key] = value
         except OptionsError as error:
             problems.append((f"override_settings.{key}", error.reason))
-        except KeyError as error:
-            problems.append((f"override_settings.{key}", str(error.args[0])))
     if problems:
         raise ApiFieldError(problems)
     return Settings(dataclasses.replace(runtime.options.current, **known), known, tuple(ignored))
@@ -144,15 +141,16 @@ def img2img_fields(request: Img2ImgRequest) -> dict[str, Any]:
 
 def decode_init_images(request: Img2ImgRequest, problems: list) -> tuple[tuple[Image.Image, ...], Image.Image | None]:
     images = []
+    budget = PixelBudget()
     for index, text in enumerate(request.init_images or []):
         try:
-            images.append(decode_image(text, f"init_images.{index}").convert("RGB"))
+            images.append(decode_image(text, f"init_images.{index}", budget).convert("RGB"))
         except ApiFieldError as error:
             problems += error.problems
     mask = None
     if request.mask:
         try:
-            mask = binary_mask(decode_image(request.mask, "mask"), request.value("mask_round"))
+            mask = binary_mask(decode_image(request.mask, "mask", budget), request.value("mask_round"))
         except ApiFieldError as error:
             problems += error.problems
     return tuple(images), mask

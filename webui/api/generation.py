@@ -13,7 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from modules.extensions.scripts import Script, ScriptArgsError
 from modules.jobs import Job, QueueFullError
+from modules.models.families import UnknownModelLayoutError
 from modules.models.safe_load import CheckpointError
+from modules.models.vae_decode import NonFiniteLatentsError, VAEPrecisionError
 from modules.params import ParamsError, Txt2ImgParams
 from modules.pipeline.generate import GeneratedImage, SaveOptions, save_grid
 from modules.pipeline.grid import image_grid
@@ -84,8 +86,10 @@ def answered_errors() -> Iterator[None]:
         raise HTTPException(status_code=503, detail=str(error)) from None
     except QueueFullError as error:
         raise HTTPException(status_code=503, detail=str(error), headers={"Retry-After": str(error.retry_after)}) from None
-    except CheckpointError as error:
+    except (CheckpointError, UnknownModelLayoutError) as error:
         raise field_error("override_settings.sd_model_checkpoint", f"cannot load the checkpoint: {error}") from None
+    except (NonFiniteLatentsError, VAEPrecisionError) as error:
+        raise field_error("generation", str(error)) from None
     except (ApiFieldError, HTTPException, ClientGone):
         raise
     except Exception as error:  # a failed generation is answered, never shown as a traceback

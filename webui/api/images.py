@@ -14,12 +14,30 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from webui.api.errors import field_error
 
-# Decoded images larger than this are refused before PIL allocates them (a 8192x8192 RGBA is 256 MiB).
-MAX_PIXELS = 8192 * 8192
+# Decoded images are sized from their header and refused before Pillow allocates them: one image
+# may have 50 megapixels (a 48 MP phone photo; 150 MB as RGB), one request's images together 100.
+MAX_PIXELS = 50_000_000
+MAX_REQUEST_PIXELS = 100_000_000
 
 
-def decode_image(text: object, field: str) -> Image.Image:
-    """The image in a base64 string (``data:`` prefix optional); 422 naming ``field`` when it is not one."""
+class PixelBudget:
+    """The pixels one request's images may still take together, so that a small body of
+    highly compressible images cannot make the server hold gigabytes."""
+
+    def __init__(self, total: int = MAX_REQUEST_PIXELS):
+        self.total = total
+        self.left = total
+
+    def take(self, field: str, width: int, height: int) -> None:
+        if width * height > self.left:
+            raise field_error(field, f"image is {width}x{height}; one request's images may have at most "
+                                     f"{self.total} pixels together")
+        self.left -= width * height
+
+
+def decode_image(text: object, field: str, budget: PixelBudget | None = None) -> Image.Image:
+    """The image in a base64 string (``data:`` prefix optional); 422 naming ``field`` when it is not one,
+    or when it is larger than MAX_PIXELS or than what ``budget`` has left."""
     if not isinstance(text, str) or not text.strip():
         raise field_error(field, "expected a base64-encoded image, got an empty value")
     text = text.strip()
@@ -37,7 +55,11 @@ def decode_image(text: object, field: str) -> Image.Image:
         image = Image.open(io.BytesIO(raw))
         if image.width * image.height > MAX_PIXELS:
             raise field_error(field, f"image is {image.width}x{image.height}, more than {MAX_PIXELS} pixels")
+        if budget is not None:
+            budget.take(field, image.width, image.height)
         image.load()
+    except Image.DecompressionBombError as error:  # Pillow's own bound, met before ours for some formats
+        raise field_error(field, f"image is too large to decode ({error})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise field_error(field, f"not a readable image ({type(error).__name__}: {error})") from None
     return image

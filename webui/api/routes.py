@@ -22,7 +22,7 @@ from webui.api import listings
 from webui.api.errors import ApiFieldError, add_error_handlers, field_error
 from webui.api.extras import html_info, upscale, upscale_plan
 from webui.api.generation import generate
-from webui.api.images import decode_image, encode_png
+from webui.api.images import PixelBudget, decode_image, encode_png
 from webui.api.schemas import (
     ExtrasBatchRequest, ExtrasBatchResponse, ExtrasSingleRequest, ExtrasSingleResponse, GenerationResponse,
     Img2ImgRequest, PngInfoRequest, PngInfoResponse, Txt2ImgRequest,
@@ -64,7 +64,9 @@ def add_generation_routes(router: APIRouter, runtime: Runtime) -> None:
     @router.post("/extra-batch-images", response_model=ExtrasBatchResponse)
     def extra_batch_images(request: ExtrasBatchRequest) -> dict:
         plan = upscale_plan(request)
-        images = [decode_image(item.data, f"imageList.{index}.data") for index, item in enumerate(request.imageList or [])]
+        budget = PixelBudget()
+        images = [decode_image(item.data, f"imageList.{index}.data", budget)
+                  for index, item in enumerate(request.imageList or [])]
         results = [upscale(plan, image) for image in images]
         return {"html_info": html_info(plan, results[0] if results else None),
                 "images": [encode_png(result) for result in results]}

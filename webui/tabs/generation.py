@@ -9,6 +9,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from modules.extensions.scripts import ScriptArgsError
+from modules.jobs import QueueFullError
 from modules.params import ParamsError, Txt2ImgParams
 from modules.pipeline.generate import GeneratedImage, SaveOptions
 from modules.runtime import Runtime
@@ -147,8 +148,11 @@ def submitter(runtime: Runtime, tab: GenerationTab, build_params: ParamsBuilder,
             for submission in submissions:
                 submission.params.validate()
             args = script_arg_values(values, script_controls.get(title, []))
+            runtime.check_queue_room()
         except ParamsError as error:
             return "", problems_text(error), None
+        except QueueFullError as error:
+            return "", f"**Not generated:** {error}.", None
         except KeyError as error:
             return "", f"**Not generated.** {error.args[0]}", None
         return CURRENT_JOB, "", ScriptCall(script, tuple(submissions), tuple(args))

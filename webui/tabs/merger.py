@@ -45,7 +45,7 @@ def request_from_values(runtime: Runtime, values: dict[str, object]) -> MergeReq
         if not choice:
             return None
         try:
-            return find_checkpoint(files, choice)
+            return runtime.hashed(find_checkpoint(files, choice))  # the recipe records each input's hash
         except KeyError as error:
             raise MergeError(field, str(error.args[0])) from error
 
@@ -74,7 +74,7 @@ def request_from_values(runtime: Runtime, values: dict[str, object]) -> MergeReq
 def merge_from_values(runtime: Runtime, values: dict[str, object]) -> str:
     """Run the merge; the Markdown to show: where the file went, or what is wrong and in which field."""
     try:
-        merged = merge_for_runtime(runtime, request_from_values(runtime, values))
+        merged = runtime.hashed(merge_for_runtime(runtime, request_from_values(runtime, values)))
     except MergeError as error:
         return f"**Merge failed** ({error.field.replace('_', ' ')}): {error.reason}"
     except (CheckpointError, OSError) as error:
