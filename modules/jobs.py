@@ -132,15 +132,16 @@ class JobQueue:
             if len(self._waiting) >= max_waiting:
                 raise QueueFullError(len(self._waiting), self._seconds_per_job())
 
-    def cancel(self, job: Job) -> None:
-        """The caller is gone: a waiting job is dropped (its future cancelled), a running one is
-        interrupted at its next step."""
+    def cancel(self, job: Job) -> bool:
+        """The caller is gone: a waiting job is dropped (its future cancelled; True), a running one
+        is interrupted at its next step (False)."""
         with self._lock:
             if job in self._waiting and job.future.cancel():
                 self._waiting.remove(job)
                 self._recent.pop(job.id, None)
-                return
+                return True
         job.interrupt()
+        return False
 
     def forget(self, job: Job) -> None:
         """The caller has taken the job's result: stop keeping it for reloads."""

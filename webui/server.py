@@ -29,14 +29,18 @@ def local_url(config: AppConfig) -> str:
 
 
 def security_warnings(config: AppConfig) -> list[str]:
+    """What an operator should know before others can reach the server. One login (--gradio-auth
+    or --api-auth) guards every route, the page, its backend and the API alike (webui/access.py)."""
     warnings = []
+    server = config.server
     exposed = config.server_name not in LOCAL_NAMES
     if exposed:
-        warnings.append(f"Warning: serving on {config.server_name}: anyone on the network can use it.")
-    if (exposed or config.server.share) and not config.server.gradio_auth and not config.server.nowebui:
-        warnings.append("Warning: reachable by others without a login; consider --gradio-auth user:password.")
-    if exposed and config.server.api_enabled and not config.server.api_auth:
-        warnings.append("Warning: the API is reachable by others without a login; consider --api-auth user:password.")
+        warnings.append(f"Warning: serving on {config.server_name}: anyone on the network can reach it.")
+    if (exposed or server.share) and not (server.gradio_auth or server.api_auth):
+        what = "the API" if server.nowebui else ("the page and the API" if server.api_enabled else "the page")
+        advice = "--api-auth" if server.nowebui else "--gradio-auth (or --api-auth)"
+        warnings.append(f"Warning: {what} can be used by others without a login, including generating and "
+                        f"changing settings; consider {advice} user:password.")
     return warnings
 
 

@@ -71,18 +71,21 @@ def test_launch_nowebui_serves_only_the_api(one_model: Path) -> None:
                 time.sleep(0.3)
         assert progress.json()["state"]["job_count"] == 0
         assert requests.get(url + "/", timeout=10).status_code == 404  # no page
-        assert requests.get(url + "/docs", timeout=10).status_code == 200
+        assert requests.get(url + "/docs", timeout=10).status_code == 200  # no login asked for, none required
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)
     assert f"API at http://127.0.0.1:{port}/sdapi/v1" in output
 
 
-def test_an_exposed_api_without_login_is_warned_about(tmp_path: Path) -> None:
+def test_an_exposed_server_without_login_is_warned_about(tmp_path: Path) -> None:
     from webui.server import security_warnings
 
     exposed = security_warnings(parse_config(["--listen", "--api"], tmp_path))
-    assert any("--api-auth" in warning for warning in exposed)
-    guarded = security_warnings(parse_config(["--listen", "--nowebui", "--api-auth", "a:b"], tmp_path))
-    assert [w for w in guarded if "login" in w] == []  # no page, so no --gradio-auth advice either
-    assert not any("--api-auth" in w for w in security_warnings(parse_config(["--api"], tmp_path)))
+    assert any("the page and the API can be used by others without a login" in w for w in exposed)
+    api_only = security_warnings(parse_config(["--listen", "--nowebui"], tmp_path))
+    assert any("--api-auth" in w and "--gradio-auth" not in w for w in api_only)
+    for guarded in (["--listen", "--nowebui", "--api-auth", "a:b"], ["--listen", "--api", "--api-auth", "a:b"],
+                    ["--share", "--gradio-auth", "a:b"]):
+        assert [w for w in security_warnings(parse_config(guarded, tmp_path)) if "login" in w] == [], guarded
+    assert security_warnings(parse_config(["--api"], tmp_path)) == []

@@ -90,14 +90,10 @@ def answered_errors() -> Iterator[None]:
         raise field_error("override_settings.sd_model_checkpoint", f"cannot load the checkpoint: {error}") from None
     except (NonFiniteLatentsError, VAEPrecisionError) as error:
         raise field_error("generation", str(error)) from None
-    except (ApiFieldError, HTTPException, ClientGone):
+    except (ApiFieldError, HTTPException):
         raise
     except Exception as error:  # a failed generation is answered, never shown as a traceback
         raise HTTPException(status_code=500, detail=f"{type(error).__name__}: {error}") from None
-
-
-class ClientGone(Exception):
-    """The client closed its connection while its job waited or ran."""
 
 
 async def wait_for_job(runtime: Runtime, job: Job, request: Request) -> list[GeneratedImage]:
@@ -109,8 +105,10 @@ async def wait_for_job(runtime: Runtime, job: Job, request: Request) -> list[Gen
         while not waiting.done():
             await asyncio.wait({waiting}, timeout=DISCONNECT_POLL_SECONDS)
             if not waiting.done() and await request.is_disconnected():
-                runtime.jobs.cancel(job)
-                raise ClientGone(job.id)
+                dropped = runtime.jobs.cancel(job)
+                print(f"{job.id}: the client disconnected; " + ("dropped from the queue" if dropped else
+                                                                "interrupted at its next step"), flush=True)
+                raise HTTPException(status_code=499, detail="the client closed the connection")  # nginx's code
         return waiting.result()
     finally:
         runtime.jobs.forget(job)  # the result is handed over here; nothing keeps it for a page reload

@@ -62,6 +62,9 @@ SECTIONS: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("txt2img_default_steps", "Default sampling steps"),
         ("txt2img_default_cfg_scale", "Default CFG scale"),
     ),
+    "Server": (
+        ("queue_max_waiting", "Jobs that may wait in the queue (more are refused until it shortens)"),
+    ),
 }
 SLIDERS: Mapping[str, tuple[float, float, float]] = {
     "jpeg_quality": (1, 100, 1), "show_progress_every_n_steps": (-1, 32, 1), "eta_ancestral": (0, 1, 0.01),
