@@ -14,6 +14,7 @@ DEFAULT_PORT = 7860
 API_ONLY_PORT = 7861  # A1111 serves --nowebui on 7861 so a UI instance can run beside it
 PRECISIONS = ("autocast", "full", "half")
 THEMES = ("light", "dark")
+LOCAL_SERVER_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 class ConfigError(ValueError):
@@ -79,6 +80,13 @@ class AppConfig:
     server: ServerFlags = ServerFlags()
     lora_dirs: tuple[Path, ...] = ()
     embeddings_dirs: tuple[Path, ...] = ()
+
+    @property
+    def reachable_from_network(self) -> bool:
+        """Bound beyond loopback (--listen, --server-name) or shared through a public link: then
+        people other than the operator may reach the server, and what only the operator may do
+        (choose output folders, install extensions) is refused to requests."""
+        return self.server_name not in LOCAL_SERVER_NAMES or self.server.share
 
     @property
     def options_file(self) -> Path:

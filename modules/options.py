@@ -62,6 +62,7 @@ class Options:
     txt2img_default_cfg_scale: float = 7.0
     # Server: how many jobs may wait behind the running one; more are refused (HTTP 503, Retry-After)
     queue_max_waiting: int = 100
+    api_max_request_mb: int = 32  # a request body larger than this is refused (HTTP 413)
     # Extensions: folder names in extensions/ that are not loaded
     disabled_extensions: tuple[str, ...] = ()
 
@@ -80,6 +81,7 @@ _RANGES: Mapping[str, tuple[float, float]] = {
     "eta_ancestral": (0, 1), "eta_ddim": (0, 1), "eta_noise_seed_delta": (0, 2**32 - 1),
     "comma_padding_backtrack": (0, 74), "extra_networks_default_multiplier": (-10, 10),
     "txt2img_default_steps": (1, 150), "txt2img_default_cfg_scale": (1, 30), "queue_max_waiting": (1, 100000),
+    "api_max_request_mb": (1, 4096),
 }
 _CHOICES: Mapping[str, tuple[str, ...]] = {
     "samples_format": ("png", "jpg", "jpeg", "webp"),
@@ -106,6 +108,9 @@ def _field_types() -> dict[str, tuple[type, ...]]:
 
 
 _FIELD_TYPES: Mapping[str, tuple[type, ...]] = _field_types()
+# Settings that name folders to write into: only the operator chooses them (A1111's restricted
+# options): never per request, and not at all from a server reachable from the network.
+PATH_OPTIONS = frozenset(name for name in _FIELD_TYPES if name.startswith("outdir_"))
 
 
 def option_names() -> tuple[str, ...]:

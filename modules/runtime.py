@@ -28,7 +28,8 @@ from modules.networks.embeddings import EmbeddingLibrary, EmbeddingSet
 from modules.models.detect import detect_checkpoint
 from modules.pipeline.conditioning import PromptOptions
 from modules.pipeline.prompt_syntax import strip_comments
-from modules.options import Options, OptionsError, OptionsStore
+from modules.options import PATH_OPTIONS, Options, OptionsError, OptionsStore
+from modules.sampling.catalog import resolve_sampler
 from modules.extensions.scripts import ScriptRegistry
 
 # Two SD1.5 models in fp32 take about 8 GiB; keep a second one only when that fits twice over.
@@ -291,6 +292,24 @@ class Runtime:
             raise ParamsError([("styles", str(error.args[0]))]) from error
         return dataclasses.replace(params, prompt=prompt, negative_prompt=negative)
 
+    def resolved_setting(self, key: str, value):
+        """A setting's value in its canonical spelling; OptionsError when it names nothing that exists."""
+        if value is None or not isinstance(value, str):
+            return value  # types and ranges are checked by the options store
+        if key == "sd_model_checkpoint":
+            return self.usable_checkpoint_title(value)
+        if key == "sd_vae" and value not in (VAE_AUTOMATIC, VAE_NONE):
+            try:
+                return find_checkpoint(self.vae_files(), value).name
+            except KeyError as error:
+                raise OptionsError(key, f"{error.args[0]}; or {VAE_AUTOMATIC} or {VAE_NONE}") from error
+        if key == "txt2img_default_sampler":
+            try:
+                resolve_sampler(value)  # kept as written: "DPM++ 2M Karras" carries its schedule
+            except ValueError as error:
+                raise OptionsError(key, str(error)) from error
+        return value
+
     def usable_checkpoint_title(self, query: str) -> str:
         """The title of the checkpoint ``query`` names, checked to be loadable (from its header);
         OptionsError naming ``sd_model_checkpoint`` otherwise, so a bad choice is refused before it
@@ -305,10 +324,17 @@ class Runtime:
         return chosen.title
 
     def update_options(self, changes: dict) -> Options:
-        if "sd_model_checkpoint" in changes and changes["sd_model_checkpoint"] is not None:
-            title = self.usable_checkpoint_title(changes["sd_model_checkpoint"])
-            changes = {**changes, "sd_model_checkpoint": title}
-            self._chosen_this_session = title
+        """Validate, resolve and save settings; OptionsError (nothing saved) names the first bad one.
+        A setting that names something (checkpoint, VAE, sampler) must name something that exists,
+        so no stored value can make later requests fail."""
+        current = self.options.current
+        for key, value in changes.items():
+            if key in PATH_OPTIONS and self.config.reachable_from_network and value != getattr(current, key, value):
+                raise OptionsError(key, "output folders cannot be changed on a server reachable from the network; "
+                                        "set them in config.json or from a page on this machine")
+        changes = {key: self.resolved_setting(key, value) for key, value in changes.items()}
+        if changes.get("sd_model_checkpoint") is not None:
+            self._chosen_this_session = changes["sd_model_checkpoint"]
         options = self.options.update(changes)
         self.models.set_capacity(self._cache_capacity(options))
         return options

@@ -16,6 +16,7 @@ from modules.nets.tokenizer import build_clip_tokenizer
 from modules.runtime import Runtime
 from webui.forms import img2img_params, txt2img_params
 from webui.access import AccessGate, AccessPolicy, page_users
+from webui.body_limit import BodyLimit
 from webui.api import mount_api
 from webui.progress import add_progress_route
 from webui.tabs.extensions import build_extensions_tab
@@ -158,6 +159,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     if not server.nowebui:
         add_progress_route(app, runtime)
         mount_page(app, runtime)
+    app.add_middleware(BodyLimit, max_bytes=lambda: runtime.options.current.api_max_request_mb * 1024 * 1024,
+                       exempt_paths=("/gradio_api/upload",))
     policy = AccessPolicy.from_flags(server.gradio_auth, server.api_auth)
+    # Added last, so it runs first: nobody without a login gets as far as sending a large body.
     app.add_middleware(AccessGate, policy=policy, logged_in=page_login_check(app), login_message=LOGIN_MESSAGE)
     return app

@@ -16,11 +16,10 @@ import httpx
 import uvicorn
 from gradio import networking
 
-from modules.config import AppConfig
+from modules.config import LOCAL_SERVER_NAMES, AppConfig
 from modules.runtime import Runtime
 from webui.app import create_app
 
-LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 def local_url(config: AppConfig) -> str:
@@ -33,7 +32,7 @@ def security_warnings(config: AppConfig) -> list[str]:
     or --api-auth) guards every route, the page, its backend and the API alike (webui/access.py)."""
     warnings = []
     server = config.server
-    exposed = config.server_name not in LOCAL_NAMES
+    exposed = config.server_name not in LOCAL_SERVER_NAMES
     if exposed:
         warnings.append(f"Warning: serving on {config.server_name}: anyone on the network can reach it.")
     if (exposed or server.share) and not (server.gradio_auth or server.api_auth):
