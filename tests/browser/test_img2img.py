@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.conftest import screenshot
 from tests.browser.helpers import first_gallery_image, open_page, open_tab, set_number, wait_for_text, write_png
@@ -80,12 +81,29 @@ def test_inpaint_upload_repaints_only_the_masked_half(server, page, tmp_path: Pa
     screenshot(page, "img2img-inpaint")
 
 
+def upload_into_editor(page, editor: str, source: Path, attempts: int = 3) -> None:
+    """Give the image editor a file and wait until it shows it.
+
+    On a busy machine the editor's file input can exist before its change handler is attached, and a file
+    given then is dropped silently; giving it again once the editor is mounted is what a user would do.
+    """
+    page.locator(editor).wait_for(state="visible")
+    placeholder = page.locator(editor, has_text="Upload an image")
+    for attempt in range(attempts):
+        page.set_input_files(f"{editor} input[type=file]", str(source))
+        try:
+            placeholder.wait_for(state="detached", timeout=30_000)
+            return
+        except PlaywrightTimeoutError:
+            if attempt == attempts - 1:
+                raise
+
+
 def paint_stroke(page, mode: str, source: Path) -> None:
     """Upload ``source`` into the mode's editor and paint a stroke down the picture's left part."""
     open_tab(page, "img2img")
     open_tab(page, {"inpaint": "Inpaint", "inpaint_sketch": "Inpaint sketch"}[mode])
-    page.set_input_files(f"#img2img-{mode}-editor input[type=file]", str(source))
-    page.locator(f"#img2img-{mode}-editor", has_text="Upload an image").wait_for(state="detached")  # loaded
+    upload_into_editor(page, f"#img2img-{mode}-editor", source)
     canvas = page.locator(f"#img2img-{mode}-editor canvas").first
     page.wait_for_timeout(500)
     box = canvas.bounding_box()
