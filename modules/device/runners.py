@@ -70,8 +70,10 @@ Compile = Callable[[Sequence[Tensor]], Callable[..., Tensor]]
 class ComponentRunner:
     """``eager`` through a compiled version per input shape, eager when compiling is impossible."""
 
-    def __init__(self, name: str, eager: Callable[..., Tensor], compile_for: Compile, notices: Notices):
+    def __init__(self, name: str, eager: Callable[..., Tensor], compile_for: Compile, notices: Notices,
+                 arg_names: tuple[str, ...] = ()):
         self.name = name
+        self.arg_names = arg_names  # eager's parameter names, so callers may pass any of them by name
         self.eager = eager
         self._compile_for = compile_for
         self._notices = notices
@@ -79,7 +81,12 @@ class ComponentRunner:
         self._lock = threading.Lock()
         self.unavailable: str | None = None
 
-    def __call__(self, *inputs: Tensor) -> Tensor:
+    def __call__(self, *inputs: Tensor, **named: Tensor) -> Tensor:
+        if named:
+            unknown = set(named) - set(self.arg_names[len(inputs):])
+            if unknown:
+                raise TypeError(f"{self.name}: unexpected arguments {sorted(unknown)}")
+            inputs = (*inputs, *(named[name] for name in self.arg_names[len(inputs):len(inputs) + len(named)]))
         compiled = self.compiled_for(inputs)
         return self.eager(*inputs) if compiled is None else compiled(*inputs)
 
@@ -150,7 +157,8 @@ def build_runners(unet: nn.Module, vae: nn.Module, backend: str, weights: str, c
         compile_parts = {name: torch_compile(module, name) for name, module in parts.items()}
     else:
         raise ValueError(f"not a resolved backend: {backend!r}")
-    runners = {name: ComponentRunner(name, parts[name], compile_parts[name], notices) for name in parts}
+    names = {"UNet": ("x", "timesteps", "context"), "VAE decoder": ("z",), "VAE encoder": ("x",)}
+    runners = {name: ComponentRunner(name, parts[name], compile_parts[name], notices, names[name]) for name in parts}
     return ModelRunners(backend, runners["UNet"], runners["VAE decoder"], runners["VAE encoder"])
 
 

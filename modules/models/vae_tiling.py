@@ -142,6 +142,8 @@ def low_resolution(x: Tensor, side: int, unit: int) -> Tensor:
 def tiled_decode(decode: Callable[[Tensor], Tensor], latents: Tensor, tiling: VAETiling, factor: int,
                  net: nn.Module | None = None) -> Tensor:
     """``net`` (the eager VAE behind ``decode``): its GroupNorms use the whole image's statistics."""
+    if max(latents.shape[-2:]) <= tiling.tile:
+        return decode(latents)  # one tile is the whole image
     preview = None if net is None else (lambda: decode(low_resolution(latents, tiling.tile, 1)))
     with whole_image_group_norms(net, preview) if net is not None else _nothing():
         return tiled_apply(decode, latents, tiling.tile, tiling.overlap, float(factor))
@@ -151,6 +153,8 @@ def tiled_encode(encode: Callable[[Tensor], Tensor], pixels: Tensor, tiling: VAE
                  net: nn.Module | None = None) -> Tensor:
     """Pixels in tiles of ``tiling.tile * factor`` (a multiple of ``factor``, so tiles map onto whole latents)."""
     tile, overlap = tiling.tile * factor, tiling.overlap * factor
+    if max(pixels.shape[-2:]) <= tile:
+        return encode(pixels)
     preview = None if net is None else (lambda: encode(low_resolution(pixels, tile, factor)))
     with whole_image_group_norms(net, preview) if net is not None else _nothing():
         return tiled_apply(encode, pixels, tile, overlap, 1.0 / factor, unit=factor)

@@ -54,6 +54,8 @@ def test_openvino_unet_and_vae_agree_with_eager_within_1e_3(nets, tmp_path: Path
         x2, t2, c2 = inputs(seed=5)
         t2 = torch.tensor([12.25, 900.0])
         assert relative(runners.unet(x2, t2, c2), unet(x2, t2, c2)) <= 1e-3
+        # The denoiser passes the text conditioning by name.
+        assert relative(runners.unet(x2, t2, context=c2), unet(x2, t2, context=c2)) <= 1e-3
     assert runners.unet.compiled_shapes == (((2, 4, 8, 8), (2,), (2, 5, 32)),)
 
 
