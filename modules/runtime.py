@@ -285,11 +285,11 @@ class Runtime:
         return self.jobs.submit(work, max_waiting=options.queue_max_waiting)
 
     # ----- backends -----
-    @property
-    def backend(self) -> str:
-        """The backend jobs use: --backend, else the inference_backend setting; "auto" resolved."""
+    def backend_for(self, model: LoadedModel) -> str:
+        """The backend ``model``'s jobs use: --backend, else the inference_backend setting; "auto"
+        resolved by device and model size."""
         requested = self.config.device.backend or self.options.current.inference_backend
-        return resolve_backend(requested, self.device_policy.is_cuda)
+        return resolve_backend(requested, self.device_policy.is_cuda, sum(p.numel() for p in model.unet.parameters()))
 
     @property
     def compiled_cache_dir(self) -> Path:
@@ -300,7 +300,7 @@ class Runtime:
         compiled net computes (then eager, and the console says why), with the VAE tiling settings."""
         options = self.options.current
         tiling = VAETiling(mode=options.vae_tiling, min_pixels=options.vae_tiling_min_pixels)
-        backend = self.backend
+        backend = self.backend_for(model)
         if backend == "torch":
             return dataclasses.replace(model, vae_tiling=tiling)
         if eager_because:

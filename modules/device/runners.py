@@ -26,9 +26,11 @@ from modules.device.openvino_backend import BackendUnavailable, ModuleCall, Open
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "openvino", "compile")
-# What "auto" means on a CPU. OpenVINO halves the UNet step; its one-time conversion is cached on
-# disk per checkpoint and shape (README, "Performance", has the measurements behind this choice).
-CPU_AUTO_BACKEND = "openvino"
+# "auto" on a CPU: OpenVINO for models whose UNet has at least this many parameters, eager below.
+# For an SD-size UNet (860M) one conversion (cached on disk afterwards) costs less than the time it
+# saves in the first image; for the small bundled model (a few M) the conversion costs many images'
+# worth of time (README, "Performance", has the measurements behind this choice).
+AUTO_OPENVINO_MIN_PARAMETERS = 100_000_000
 
 
 class Notices:
@@ -52,13 +54,13 @@ class Notices:
         return tuple(sorted(self._said))
 
 
-def resolve_backend(requested: str, is_cuda: bool) -> str:
-    """The backend a request names; "auto" is OpenVINO on a CPU and eager PyTorch on CUDA
-    (OpenVINO's CPU plugin does not run on NVIDIA GPUs)."""
+def resolve_backend(requested: str, is_cuda: bool, unet_parameters: int = 0) -> str:
+    """The backend a request names; "auto" is eager PyTorch on CUDA (OpenVINO's CPU plugin does not
+    run on NVIDIA GPUs) and on a CPU OpenVINO for SD-size models, eager for small ones."""
     if requested not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {requested!r}")
     if requested == "auto":
-        return "torch" if is_cuda else CPU_AUTO_BACKEND
+        return "openvino" if not is_cuda and unet_parameters >= AUTO_OPENVINO_MIN_PARAMETERS else "torch"
     if requested == "openvino" and is_cuda:
         return "torch"
     return requested

@@ -133,7 +133,8 @@ def vae_decoder(model: LoadedModel, latents: Tensor) -> Callable[[Tensor], Tenso
     """The decode this job uses: tiled above the size threshold (``model.vae_tiling``), and on CUDA
     tiled again after running out of memory whole."""
     decode, factor = model.vae_decode_call(), vae_factor(model)
-    tiled = lambda z: tiled_decode(decode, z, model.vae_tiling, factor, net=model.vae)  # noqa: E731
+    # Tiles go through the eager VAE: its GroupNorms are the ones that take the whole image's statistics.
+    tiled = lambda z: tiled_decode(model.vae.decode, z, model.vae_tiling, factor, net=model.vae)  # noqa: E731
     if model.vae_tiling.applies(latents.shape[-2] * latents.shape[-1] * factor * factor):
         return tiled
     if not model.policy.is_cuda or model.vae_tiling.mode == "Never":
@@ -166,8 +167,8 @@ def images_to_latents(model: LoadedModel, images: Sequence[Image.Image]) -> Tens
     dtype = next(model.vae.parameters()).dtype
     encode = model.vae_encode_call()
     if model.vae_tiling.applies(pixels.shape[-2] * pixels.shape[-1]):
-        whole = encode
-        encode = lambda x: tiled_encode(whole, x, model.vae_tiling, vae_factor(model), net=model.vae)  # noqa: E731
+        encode = lambda x: tiled_encode(model.vae.encode, x, model.vae_tiling, vae_factor(model),  # noqa: E731
+                                        net=model.vae)
     with torch.inference_mode():
         mean = encode(pixels.to(model.policy.device, dtype))
     return mean.float() * model.detected.vae.scale_factor

@@ -137,8 +137,9 @@ def test_torch_backend_is_the_eager_nets(nets, tmp_path: Path) -> None:
 
 
 def test_resolve_backend() -> None:
-    assert resolve_backend("auto", is_cuda=True) == "torch"
-    assert resolve_backend("auto", is_cuda=False) in ("openvino", "torch")
+    assert resolve_backend("auto", is_cuda=True, unet_parameters=860_000_000) == "torch"
+    assert resolve_backend("auto", is_cuda=False, unet_parameters=860_000_000) == "openvino"
+    assert resolve_backend("auto", is_cuda=False, unet_parameters=5_000_000) == "torch"
     assert resolve_backend("openvino", is_cuda=True) == "torch"
     assert resolve_backend("compile", is_cuda=False) == "compile"
     with pytest.raises(ValueError, match="backend must be one of"):
