@@ -45,8 +45,8 @@ def test_tiled_encode_of_a_local_map_is_exact() -> None:
 
 
 @pytest.fixture(scope="module")
-def vae() -> AutoencoderKL:
-    """The bundled model's trained VAE: a random VAE's decode is not smooth enough to say anything."""
+def bundled():
+    """The bundled model: its trained VAE (a random VAE's decode is not smooth enough to say anything)."""
     from pathlib import Path
 
     from modules.config import DeviceFlags
@@ -55,9 +55,34 @@ def vae() -> AutoencoderKL:
     from modules.models.load import load_model
 
     path = Path(__file__).resolve().parents[2] / "models" / "Stable-diffusion" / "shapes-demo.safetensors"
-    model = load_model(CheckpointFile.from_file(path, path.name, "0" * 64), None,
-                       choose_device_policy(DeviceFlags(), cuda_available=False))
-    return model.vae
+    return load_model(CheckpointFile.from_file(path, path.name, "0" * 64), None,
+                      choose_device_policy(DeviceFlags(), cuda_available=False))
+
+
+@pytest.fixture(scope="module")
+def vae(bundled) -> AutoencoderKL:
+    return bundled.vae
+
+
+def test_the_pipeline_tiles_above_the_threshold_only(bundled) -> None:
+    import dataclasses
+
+    from modules.pipeline.sampling_run import images_to_latents, latents_to_images
+
+    y, x = torch.meshgrid(torch.linspace(-1, 1, 256), torch.linspace(-1, 1, 256), indexing="ij")
+    image = torch.stack([x, y, ((x**2 + y**2) < 0.3).float() * 2 - 1])[None]
+    with torch.inference_mode():
+        latents = bundled.vae.encode(image) * bundled.detected.vae.scale_factor
+    whole = latents_to_images(dataclasses.replace(bundled, vae_tiling=VAETiling(mode="Never")), latents)[0]
+    small_tiles = VAETiling(mode="Automatic", min_pixels=128 * 128, tile=16, overlap=8)
+    tiled = latents_to_images(dataclasses.replace(bundled, vae_tiling=small_tiles), latents)[0]
+    below = latents_to_images(dataclasses.replace(bundled, vae_tiling=VAETiling(min_pixels=256 * 256, tile=16)), latents)[0]
+    as_array = lambda image: torch.tensor(list(image.getdata()), dtype=torch.float32)  # noqa: E731
+    assert torch.equal(as_array(below), as_array(whole))  # 256x256 is not above the threshold: decoded whole
+    difference = (as_array(tiled) - as_array(whole)).abs()
+    assert 0 < float(difference.mean()) < 0.03 * 255  # the whole-image-statistics test above: 0.04 on [-1, 1]
+    encoded = images_to_latents(dataclasses.replace(bundled, vae_tiling=small_tiles), [whole])
+    assert encoded.shape == (1, 4, 32, 32)
 
 
 def test_whole_image_statistics_bring_tiled_decode_close_to_full(vae: AutoencoderKL) -> None:
