@@ -35,7 +35,7 @@ from modules.sampling.denoiser import CFGDenoiser, DiscreteDenoiser  # noqa: E40
 from modules.sampling.noise import ImageNoise, NoiseSpec  # noqa: E402
 from modules.sampling.samplers import sample_euler_ancestral  # noqa: E402
 from modules.sampling.schedules import scaled_linear_alphas_cumprod, sigmas_from_alphas_cumprod  # noqa: E402
-from tests.models.family_configs import sd15_configs, tiny_configs  # noqa: E402
+from tests.models.family_configs import clip_l_text, sd15_configs, tiny_configs  # noqa: E402
 from tests.nets.parity import Family, diffusers_text_encoder, diffusers_unet, diffusers_vae  # noqa: E402
 
 ROWS: list[str] = []
@@ -128,27 +128,29 @@ def bench_sampling(family: Family, checkpoint, unet: UNetModel, args, device, dt
     uncond = torch.randn(1, 77, family.unet.context_dim, device=device, dtype=dtype)
     inner = DiscreteDenoiser.from_alphas_cumprod(unet, alphas, "eps")
     denoiser = CFGDenoiser(inner, cond, uncond, 7.0, {})
-    noise = ImageNoise(NoiseSpec(seeds=(1,), latent_shape=(4, latent, latent)), device=device, dtype=dtype)
-
     def ours() -> None:
+        noise = ImageNoise(NoiseSpec(seeds=(1,), latent_shape=(4, latent, latent)), device=device, dtype=dtype)
         sample_euler_ancestral(denoiser, noise.initial_noise() * ladder[0], ladder, noise=noise)
 
     tokenizer: CLIPTokenizer = build_clip_tokenizer(pad_token_id=family.text.pad_token_id)
     pipeline = StableDiffusionPipeline(
         vae=diffusers_vae(family, checkpoint), text_encoder=diffusers_text_encoder(family, checkpoint),
         tokenizer=tokenizer, unet=diffusers_unet(family, checkpoint),
-        scheduler=EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"),
+        scheduler=EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                                  steps_offset=1),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     ).to(device, dtype)
     pipeline.set_progress_bar_config(disable=True)
 
     def theirs() -> None:
-        pipeline("a photo", height=latent * 8, width=latent * 8, num_inference_steps=args.steps,
-                 guidance_scale=7.0, output_type="latent")
+        # The same text embeddings as ours: both sides time the sampling loop, not the text encoder.
+        side = latent * 2 ** (len(family.vae.ch_mult) - 1)
+        pipeline(prompt_embeds=cond, negative_prompt_embeds=uncond, height=side, width=side,
+                 num_inference_steps=args.steps, guidance_scale=7.0, output_type="latent")
 
     result = medians({"diffusers": theirs, "ours": ours}, max(args.repeats // 2, 1), device)
     ours_its, theirs_its = args.steps / result["ours"], args.steps / result["diffusers"]
-    say(f"{args.steps}-step sampling {latent * 8}x{latent * 8} CFG 7, it/s", f"ours {ours_its:.2f}, diffusers "
+    say(f"{args.steps}-step sampling, latent {latent}x{latent}, CFG 7, it/s", f"ours {ours_its:.2f}, diffusers "
         f"{theirs_its:.2f} (target ours >= 1.5x)", ours_its / theirs_its)
     say("Peak VRAM, sampling loop", f"ours {peak_memory(ours, device):.2f} GiB (UNet only resident), "
         f"diffusers pipeline {peak_memory(theirs, device):.2f} GiB (all nets resident)")
@@ -192,7 +194,8 @@ def main() -> int:
         args.vae_sizes = args.vae_sizes or [512, 1024]
         print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, fp16", flush=True)
     else:
-        family, dtype, latent = Family(*tiny_configs()), torch.float32, 16
+        unet_config, vae_config, _ = tiny_configs()
+        family, dtype, latent = Family(unet_config, vae_config, clip_l_text(32, 2, 64)), torch.float32, 16
         args.vae_sizes = args.vae_sizes or [64, 128]
         print("CPU dry run on a tiny model (checks the script, measures nothing of interest)", flush=True)
     print("| what | measured | ratio |\n| --- | --- | --- |", flush=True)
