@@ -80,9 +80,10 @@ class CompiledNet:
 class OpenVINOCompiler:
     """Converts (or reads back from ``cache_dir``) and compiles nets; counts conversions for tests."""
 
-    def __init__(self, cache_dir: Path, device: str = "CPU"):
+    def __init__(self, cache_dir: Path, device: str = "CPU", say: Callable[[str], None] | None = None):
         self.cache_dir = cache_dir
         self.device = device
+        self._say = say or (lambda text: print(text, flush=True))
         self.conversions = 0
         self.cache_reads = 0
 
@@ -98,6 +99,9 @@ class OpenVINOCompiler:
             model = core.read_model(str(path))
             self.cache_reads += 1
         else:
+            shapes = ", ".join("x".join(str(d) for d in shape) for shape in key.shapes)
+            self._say(f"OpenVINO: converting the {component} for inputs {shapes} (once per checkpoint and "
+                      f"size; kept in {self.cache_dir})")
             model = self._convert(ov, module, example_inputs, component)
             self.conversions += 1
             self._save(ov, model, path)

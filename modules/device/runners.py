@@ -152,7 +152,7 @@ def build_runners(unet: nn.Module, vae: nn.Module, backend: str, weights: str, c
         return ModelRunners(backend, unet, vae.decode, vae.encode)
     parts = {"UNet": unet, "VAE decoder": decode, "VAE encoder": encode}
     if backend == "openvino":
-        compiler = compiler or OpenVINOCompiler(cache_dir)
+        compiler = compiler or OpenVINOCompiler(cache_dir, say=notices.once)
         compile_parts = {name: openvino_compile(compiler, module, weights, name.replace(" ", "-").lower())
                          for name, module in parts.items()}
     elif backend == "compile":
