@@ -7,6 +7,7 @@
     python launch.py img2img [...]  the same from an init image (--init-img, --strength)
     python launch.py train-demo     train the bundled demo model (CUDA when present, else CPU)
     python launch.py evaluate-demo  score the demo model's prompt adherence through the pipeline
+    python launch.py bench [...]    the performance table (tests/benchmarks/bench_all.py; --help there)
 
 Set-up is stdlib-only (``modules/bootstrap.py``) so it runs on a bare Python;
 everything heavy is imported only after we are inside the virtual environment.
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-COMMANDS = ("serve", "test", "txt2img", "img2img", "train-demo", "evaluate-demo")
+COMMANDS = ("serve", "test", "txt2img", "img2img", "train-demo", "evaluate-demo", "bench")
 
 
 def split_command(argv: list[str]) -> tuple[str, list[str]]:
@@ -34,8 +35,9 @@ def prepare_environment(argv: list[str], command: str) -> None:
     if not bootstrap.in_virtualenv():
         bootstrap.reexec_in_venv(ROOT, argv)  # does not return
     bootstrap.install_requirements(ROOT / "requirements.txt")
-    if command == "test":
+    if command in ("test", "bench"):
         bootstrap.install_requirements(ROOT / "requirements-test.txt")
+    if command == "test":
         bootstrap.ensure_chromium()
 
 
@@ -46,8 +48,12 @@ def run_tests(pytest_args: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     command, rest = split_command(argv)
-    if command == "test":
-        prepare_environment(argv, command)
+    if command in ("test", "bench"):
+        if "--skip-install" not in rest:
+            prepare_environment(argv, command)  # bench compares with diffusers, a test requirement
+        if command == "bench":
+            script = ROOT / "tests" / "benchmarks" / "bench_all.py"
+            return subprocess.call([sys.executable, str(script), *(a for a in rest if a != "--skip-install")], cwd=ROOT)
         return run_tests(rest)
     if "--skip-install" not in rest:
         prepare_environment(argv, command)

@@ -14,6 +14,7 @@ DEFAULT_PORT = 7860
 API_ONLY_PORT = 7861  # A1111 serves --nowebui on 7861 so a UI instance can run beside it
 PRECISIONS = ("autocast", "full", "half")
 THEMES = ("light", "dark")
+BACKEND_CHOICES = ("auto", "torch", "openvino", "compile")  # modules.device.runners.BACKENDS
 LOCAL_SERVER_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
@@ -46,6 +47,7 @@ class DeviceFlags:
     precision: str = "autocast"
     bf16: bool = False
     device_id: int | None = None
+    backend: str | None = None  # auto, torch, openvino, compile; None = the inference_backend setting
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,10 @@ def _add_device_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--precision", choices=PRECISIONS, default="autocast", help="'full' = fp32 everywhere")
     group.add_argument("--bf16", action="store_true", help="bfloat16 instead of float16 for the UNet and text encoder")
     group.add_argument("--device-id", type=int, default=None, help="CUDA device index")
+    group.add_argument("--backend", choices=BACKEND_CHOICES, default=None,
+                       help="how the UNet and VAE run: auto (OpenVINO on a CPU, PyTorch on CUDA), torch (eager), "
+                            "openvino, compile (torch.compile); default: the inference_backend setting")
+    group.add_argument("--compile", action="store_true", help="the same as --backend compile")
 
 
 def _add_server_flags(group: argparse._ArgumentGroup) -> None:
@@ -164,6 +170,12 @@ def server_flags_from_args(args: argparse.Namespace) -> ServerFlags:
     )
 
 
+def _backend_from_args(args: argparse.Namespace) -> str | None:
+    if args.compile and args.backend not in (None, "compile"):
+        raise ConfigError(f"--compile: conflicts with --backend {args.backend}")
+    return "compile" if args.compile else args.backend
+
+
 def config_from_args(args: argparse.Namespace, root: Path) -> AppConfig:
     data_dir = (args.data_dir or root).resolve()
     models_dir = (args.models_dir or data_dir / "models").resolve()
@@ -172,6 +184,7 @@ def config_from_args(args: argparse.Namespace, root: Path) -> AppConfig:
     device = DeviceFlags(
         use_cpu=use_cpu, no_half=args.no_half, no_half_vae=args.no_half_vae,
         precision=args.precision, bf16=args.bf16, device_id=args.device_id,
+        backend=_backend_from_args(args),
     )
     return AppConfig(
         root=root, data_dir=data_dir, models_dir=models_dir,

@@ -63,6 +63,11 @@ class Options:
     # Server: how many jobs may wait behind the running one; more are refused (HTTP 503, Retry-After)
     queue_max_waiting: int = 100
     api_max_request_mb: int = 32  # a request body larger than this is refused (HTTP 413)
+    # Performance: how the UNet and VAE run ("auto" = OpenVINO on a CPU, eager PyTorch on CUDA;
+    # the --backend flag wins), and when the VAE decodes/encodes in tiles (above this many pixels)
+    inference_backend: str = "auto"
+    vae_tiling: str = "Automatic"
+    vae_tiling_min_pixels: int = 1024 * 1024
     # Extensions: folder names in extensions/ that are not loaded
     disabled_extensions: tuple[str, ...] = ()
 
@@ -81,13 +86,15 @@ _RANGES: Mapping[str, tuple[float, float]] = {
     "eta_ancestral": (0, 1), "eta_ddim": (0, 1), "eta_noise_seed_delta": (0, 2**32 - 1),
     "comma_padding_backtrack": (0, 74), "extra_networks_default_multiplier": (-10, 10),
     "txt2img_default_steps": (1, 150), "txt2img_default_cfg_scale": (1, 30), "queue_max_waiting": (1, 100000),
-    "api_max_request_mb": (1, 4096),
+    "api_max_request_mb": (1, 4096), "vae_tiling_min_pixels": (64 * 64, 16384 * 16384),
 }
 _CHOICES: Mapping[str, tuple[str, ...]] = {
     "samples_format": ("png", "jpg", "jpeg", "webp"),
     "show_progress_type": ("Full", "Approx cheap"),
     "randn_source": ("CPU", "GPU", "NV"),
     "emphasis": ("Original", "No norm", "Ignore", "None"),
+    "inference_backend": ("auto", "torch", "openvino", "compile"),
+    "vae_tiling": ("Automatic", "Always", "Never"),
 }
 
 

@@ -18,6 +18,8 @@ from modules.styles import apply_styles, read_styles
 from modules.pipeline.generate import GeneratedImage, SaveOptions, generate_txt2img
 from modules.pipeline.img2img import generate_img2img
 from modules.device.policy import DevicePolicy, choose_device_policy, probe_cuda
+from modules.device.runners import ModelRunners, Notices, build_runners, eager_reasons, resolve_backend, weights_id
+from modules.models.vae_tiling import VAETiling
 from modules.models.cache import ModelCache
 from modules.models.files import VAE_SUFFIXES, CheckpointFile, find_checkpoint, scan_checkpoints, scan_vae_files
 from modules.models.hashing import BackgroundHasher, HashCache
@@ -98,6 +100,9 @@ class Runtime:
         self.jobs = JobQueue()
         self.scripts = ScriptRegistry.with_builtins()
         self.models: ModelCache[ModelKey, LoadedModel] = ModelCache(self._load, self._cache_capacity(self.options.current))
+        self.notices = Notices()
+        self._runners: dict[tuple[ModelKey, str], ModelRunners] = {}
+        self._runners_lock = threading.Lock()
 
     # ----- files -----
     def checkpoints(self, refresh: bool = False) -> list[CheckpointFile]:
@@ -266,7 +271,8 @@ class Runtime:
             options.extra_networks_default_multiplier)
 
         def work(job: Job) -> list[GeneratedImage]:
-            model = self.acquire_model(params.checkpoint, params.vae)
+            model = self.job_model(self.acquire_model(params.checkpoint, params.vae),
+                                   eager_reasons(has_loras=bool(loras), seamless_tiling=params.tiling))
             prompt_options = self.prompt_options()  # embeddings as on disk when the job starts
             generate = generate_img2img if isinstance(params, Img2ImgParams) else generate_txt2img
             # The LoRAs change the cached model's weights in place for this job only (jobs run one
@@ -277,6 +283,42 @@ class Runtime:
                                 prompt_options=prompt_options)
 
         return self.jobs.submit(work, max_waiting=options.queue_max_waiting)
+
+    # ----- backends -----
+    def backend_for(self, model: LoadedModel) -> str:
+        """The backend ``model``'s jobs use: --backend, else the inference_backend setting; "auto"
+        resolved by device and model size."""
+        requested = self.config.device.backend or self.options.current.inference_backend
+        return resolve_backend(requested, self.device_policy.is_cuda, sum(p.numel() for p in model.unet.parameters()))
+
+    @property
+    def compiled_cache_dir(self) -> Path:
+        return self.config.data_dir / "cache" / "openvino"
+
+    def job_model(self, model: LoadedModel, eager_because: tuple[str, ...] = ()) -> LoadedModel:
+        """``model`` as one job runs it: through the backend's runners unless the job changes what a
+        compiled net computes (then eager, and the console says why), with the VAE tiling settings."""
+        options = self.options.current
+        tiling = VAETiling(mode=options.vae_tiling, min_pixels=options.vae_tiling_min_pixels)
+        backend = self.backend_for(model)
+        if backend == "torch":
+            return dataclasses.replace(model, vae_tiling=tiling)
+        if eager_because:
+            self.notices.once(f"{backend}: this job runs eager PyTorch: {'; '.join(eager_because)}")
+            return dataclasses.replace(model, vae_tiling=tiling)
+        return dataclasses.replace(model, runners=self.runners_for(model, backend), vae_tiling=tiling)
+
+    def runners_for(self, model: LoadedModel, backend: str) -> ModelRunners:
+        key = (ModelKey(model.checkpoint, model.vae_file), backend)
+        with self._runners_lock:
+            loaded = set(self.models.loaded_keys())
+            for stale in [k for k in self._runners if k[0] not in loaded]:
+                del self._runners[stale]  # compiled nets of an evicted model go with it
+            if key not in self._runners:
+                weights = weights_id(model.checkpoint.sha256, model.vae_file and model.vae_file.sha256)
+                self._runners[key] = build_runners(model.unet, model.vae, backend, weights,
+                                                   self.compiled_cache_dir, self.notices)
+            return self._runners[key]
 
     def check_queue_room(self) -> None:
         """QueueFullError when the "queue_max_waiting" setting's number of jobs already wait."""

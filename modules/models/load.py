@@ -19,10 +19,12 @@ import torch
 from torch import Tensor, nn
 
 from modules.device.policy import DevicePolicy
+from modules.device.runners import ModelRunners
 from modules.models.detect import UNET_PREFIX, VAE_PREFIX, detect_checkpoint, detect_vae_file
 from modules.models.families import DetectedModel
 from modules.models.files import CheckpointFile
 from modules.models.safe_load import CheckpointError, load_state_dict, read_safetensors_metadata
+from modules.models.vae_tiling import VAETiling
 from modules.nets.text_encoders import TextEncoder
 from modules.nets.configs import TextEncoderConfig, UNetConfig, VAEConfig
 from modules.nets.tokenizer import build_clip_tokenizer
@@ -69,6 +71,19 @@ class LoadedModel:
     alphas_cumprod: Tensor | None
     # The live preview's latent -> RGB map when the file declares its own (else SD's is used).
     preview_factors: tuple[tuple[float, float, float], ...] | None = None
+    # How a job runs the nets: compiled runners (OpenVINO, torch.compile) or None for the eager
+    # nets above, and when the VAE works in tiles. The runtime sets both per job.
+    runners: ModelRunners | None = None
+    vae_tiling: VAETiling = VAETiling()
+
+    def unet_call(self):
+        return self.unet if self.runners is None else self.runners.unet
+
+    def vae_decode_call(self):
+        return self.vae.decode if self.runners is None else self.runners.vae_decode
+
+    def vae_encode_call(self):
+        return self.vae.encode if self.runners is None else self.runners.vae_encode
 
 
 class CheckpointLayoutError(CheckpointError):

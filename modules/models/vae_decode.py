@@ -8,6 +8,7 @@ VAE stays in fp32 afterwards (one overflow predicts more on the same model).
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -29,13 +30,15 @@ def vae_dtype(vae: AutoencoderKL) -> torch.dtype:
     return next(vae.parameters()).dtype
 
 
-def decode_latents(vae: AutoencoderKL, latents: Tensor, retry_in_fp32: bool) -> Tensor:
-    """Unscaled latents -> fp32 images in [-1, 1] (values as decoded, not clamped)."""
+def decode_latents(vae: AutoencoderKL, latents: Tensor, retry_in_fp32: bool,
+                   decode: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """Unscaled latents -> fp32 images in [-1, 1] (values as decoded, not clamped). ``decode``
+    (default ``vae.decode``): a compiled or tiled decode of the same VAE."""
     if not torch.isfinite(latents).all():
         raise NonFiniteLatentsError("sampling produced NaN or infinite values; lower the CFG scale or use "
                                     "other sampler settings (eta, s_noise, s_churn)")
     dtype = vae_dtype(vae)
-    images = vae.decode(latents.to(dtype))
+    images = (decode or vae.decode)(latents.to(dtype))
     if not torch.isnan(images).any():
         return images.float()
     if dtype == torch.float32:

@@ -10,11 +10,13 @@ strictly: a missing or unexpected key is an error.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
-from transformers import CLIPTextConfig, CLIPTextModel
+
+if TYPE_CHECKING:  # transformers costs about 2 s to import: only when a text encoder is built
+    from transformers import CLIPTextConfig
 
 from modules.nets.configs import TextEncoderConfig, TextEncoderLayout
 
@@ -37,6 +39,8 @@ _OPEN_CLIP_TOP_NAMES = {
 
 
 def clip_text_config(config: TextEncoderConfig) -> CLIPTextConfig:
+    from transformers import CLIPTextConfig
+
     return CLIPTextConfig(
         vocab_size=config.vocab_size, hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
         num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
@@ -96,6 +100,8 @@ class TextEncoder(nn.Module):
     def __init__(self, config: TextEncoderConfig):
         super().__init__()
         self.config = config
+        from transformers import CLIPTextModel
+
         self.transformer = CLIPTextModel(clip_text_config(config))
 
     def load_ldm_state_dict(self, state: Mapping[str, Tensor]) -> None:

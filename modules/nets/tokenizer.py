@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from transformers import CLIPTokenizer
+if TYPE_CHECKING:  # imported when a tokenizer is built, so a server start does not pay for transformers
+    from transformers import CLIPTokenizer
 
 BPE_FILE = Path(__file__).resolve().parent / "data" / "bpe_simple_vocab_16e6.txt.gz"
 MERGE_COUNT = 49152 - 256 - 2  # CLIP uses the first 48,894 merges of the file
@@ -45,6 +47,8 @@ def build_clip_tokenizer(pad_token_id: int = 49407) -> CLIPTokenizer:
     tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges] + [START_OF_TEXT, END_OF_TEXT]
     vocab = {token: index for index, token in enumerate(tokens)}
     pad_token = tokens[pad_token_id]
+    from transformers import CLIPTokenizer
+
     return CLIPTokenizer(
         vocab=vocab, merges=merges, model_max_length=CONTEXT_LENGTH,
         bos_token=START_OF_TEXT, eos_token=END_OF_TEXT, unk_token=END_OF_TEXT, pad_token=pad_token,

@@ -7,6 +7,7 @@ init latent and a cut schedule.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -17,6 +18,7 @@ from torch import Tensor
 
 from modules.models.load import LoadedModel
 from modules.models.vae_decode import decode_latents
+from modules.models.vae_tiling import tiled_decode, tiled_encode
 from modules.pipeline.conditioning import PromptOptions, StepConditioning, plan_prompts, step_conditioning
 from modules.sampling.catalog import initial_noise_scale, resolve_sampler, resolve_schedule, sampler_sigmas
 from modules.sampling.denoiser import CFGDenoiser, DiscreteDenoiser, ScheduledCFGDenoiser
@@ -25,6 +27,7 @@ from modules.sampling.samplers import SamplerStep
 from modules.sampling.schedules import scaled_linear_alphas_cumprod, sigmas_from_alphas_cumprod
 
 AUTOMATIC = "Automatic"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def guided_denoiser(
     """Plain CFG when every image has one text for the whole run; otherwise the step-following,
     composable form over ``sigmas`` (the ladder this run walks)."""
     conditioning = text_conditioning(model, prompts, negatives, choice)
-    net = model.unet if image_conditioning is None else inpainting_unet(model.unet)
+    net = model.unet_call() if image_conditioning is None else inpainting_unet(model.unet_call())
     inner = DiscreteDenoiser.from_alphas_cumprod(
         net, model_alphas_cumprod(model).to(model.policy.device), model.detected.prediction
     )
@@ -122,10 +125,37 @@ def blank_image_conditioning(model: LoadedModel, x: Tensor) -> Tensor:
     return inpainting_conditioning(model, latents, torch.ones(x.shape[0], 1, *x.shape[-2:]))
 
 
+def vae_factor(model: LoadedModel) -> int:
+    return 2 ** (len(model.detected.vae.ch_mult) - 1)
+
+
+def vae_decoder(model: LoadedModel, latents: Tensor) -> Callable[[Tensor], Tensor]:
+    """The decode this job uses: tiled above the size threshold (``model.vae_tiling``), and on CUDA
+    tiled again after running out of memory whole."""
+    decode, factor = model.vae_decode_call(), vae_factor(model)
+    # Tiles go through the eager VAE: its GroupNorms are the ones that take the whole image's statistics.
+    tiled = lambda z: tiled_decode(model.vae.decode, z, model.vae_tiling, factor, net=model.vae)  # noqa: E731
+    if model.vae_tiling.applies(latents.shape[-2] * latents.shape[-1] * factor * factor):
+        return tiled
+    if not model.policy.is_cuda or model.vae_tiling.mode == "Never":
+        return decode
+
+    def whole_else_tiled(z: Tensor) -> Tensor:
+        try:
+            return decode(z)
+        except torch.cuda.OutOfMemoryError:
+            log.warning("the VAE ran out of GPU memory on a %dx%d image: decoding in tiles",
+                        z.shape[-1] * factor, z.shape[-2] * factor)
+            torch.cuda.empty_cache()
+            return tiled(z)
+    return whole_else_tiled
+
+
 def latents_to_images(model: LoadedModel, latents: Tensor) -> list[Image.Image]:
     """Scaled latents -> RGB images (the VAE's scale factor undone, [-1, 1] mapped to 0..255)."""
     with torch.inference_mode():
-        pixels = decode_latents(model.vae, latents / model.detected.vae.scale_factor, model.policy.vae_retry_in_fp32)
+        pixels = decode_latents(model.vae, latents / model.detected.vae.scale_factor, model.policy.vae_retry_in_fp32,
+                                vae_decoder(model, latents))
     array = ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(np.ascontiguousarray(image)) for image in array]
 
@@ -134,10 +164,13 @@ def images_to_latents(model: LoadedModel, images: Sequence[Image.Image]) -> Tens
     """RGB images -> scaled latents (the posterior mean: deterministic, no draw from any RNG)."""
     array = np.stack([np.asarray(image.convert("RGB"), dtype=np.float32) for image in images])
     pixels = torch.from_numpy(array).permute(0, 3, 1, 2) / 127.5 - 1.0
-    vae = model.vae
-    dtype = next(vae.parameters()).dtype
+    dtype = next(model.vae.parameters()).dtype
+    encode = model.vae_encode_call()
+    if model.vae_tiling.applies(pixels.shape[-2] * pixels.shape[-1]):
+        encode = lambda x: tiled_encode(model.vae.encode, x, model.vae_tiling, vae_factor(model),  # noqa: E731
+                                        net=model.vae)
     with torch.inference_mode():
-        mean = vae.encode(pixels.to(model.policy.device, dtype))
+        mean = encode(pixels.to(model.policy.device, dtype))
     return mean.float() * model.detected.vae.scale_factor
 
 

@@ -62,6 +62,11 @@ SECTIONS: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("txt2img_default_steps", "Default sampling steps"),
         ("txt2img_default_cfg_scale", "Default CFG scale"),
     ),
+    "Optimizations": (
+        ("inference_backend", "Inference backend for the UNet and VAE (auto: OpenVINO on a CPU for SD-size models)"),
+        ("vae_tiling", "Decode and encode large images in tiles"),
+        ("vae_tiling_min_pixels", "Tile images of more pixels than this (Automatic)"),
+    ),
     "Server": (
         ("queue_max_waiting", "Jobs that may wait in the queue (more are refused until it shortens)"),
     ),
@@ -75,6 +80,7 @@ CHOICES: Mapping[str, tuple[str, ...]] = {
     "samples_format": ("png", "jpg", "webp"), "show_progress_type": ("Full", "Approx cheap"),
     "randn_source": ("CPU", "GPU"), "emphasis": ("Original", "No norm", "Ignore", "None"),
     "txt2img_default_sampler": sampler_names(),
+    "inference_backend": ("auto", "torch", "openvino", "compile"), "vae_tiling": ("Automatic", "Always", "Never"),
 }
 # Shown as a whole number where 0 means "automatic" (None in the options).
 ZERO_IS_NONE = frozenset({"sd_checkpoints_limit"})
