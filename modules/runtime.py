@@ -31,6 +31,8 @@ from modules.pipeline.prompt_syntax import strip_comments
 from modules.options import PATH_OPTIONS, Options, OptionsError, OptionsStore
 from modules.sampling.catalog import resolve_sampler
 from modules.extensions.scripts import ScriptRegistry
+from modules.upscalers.library import UpscalerLibrary, Upscaling, tile_settings
+from modules.pipeline.postprocess import PostprocessRegistry
 
 # Two SD1.5 models in fp32 take about 8 GiB; keep a second one only when that fits twice over.
 _RAM_FOR_TWO_MODELS = 16 * 1024**3
@@ -90,6 +92,8 @@ class Runtime:
         self.hasher = BackgroundHasher(self.hashes, self._hashes_found)
         self.lora_library = LoraLibrary(config.lora_dirs)
         self.embedding_library = EmbeddingLibrary(config.embeddings_dirs)
+        self.upscaler_library = UpscalerLibrary(config.upscaler_dirs)
+        self.postprocessing = PostprocessRegistry.with_builtins()
         self._scan_lock = threading.Lock()
         self._checkpoints: list[CheckpointFile] | None = None
         self._vae_files: list[CheckpointFile] | None = None
@@ -158,6 +162,11 @@ class Runtime:
         options = self.options.current
         return PromptOptions(options.emphasis, options.comma_padding_backtrack, options.enable_prompt_comments,
                              self.embedding_library.current())
+
+    def upscaling(self, should_stop=lambda: False) -> Upscaling:
+        """The upscalers as they run now: the model files found, the tile settings, this device."""
+        return Upscaling(self.upscaler_library, tile_settings(self.options.current), self.device_policy.device,
+                         self.device_policy.unet_dtype, should_stop)
 
     def vae_files(self, refresh: bool = False) -> list[CheckpointFile]:
         with self._scan_lock:

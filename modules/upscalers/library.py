@@ -221,3 +221,10 @@ class Upscaling:
                                     model.device, model.dtype, self.should_stop)
 
         return upscale_to(image.convert("RGB"), size, one_pass)
+
+
+def tile_settings(options) -> dict[str, TileSettings]:
+    """Per folder kind, from the settings (A1111 runs Real-ESRGAN with the ESRGAN tile settings)."""
+    esrgan = TileSettings(options.ESRGAN_tile, options.ESRGAN_tile_overlap)
+    return {"ESRGAN": esrgan, "RealESRGAN": esrgan, "SwinIR": TileSettings(options.SWIN_tile, options.SWIN_tile_overlap),
+            "DAT": TileSettings(options.DAT_tile, options.DAT_tile_overlap)}
