@@ -263,7 +263,7 @@ class Runtime:
     def submit(self, params: Txt2ImgParams, preview_every: int = 0, save: SaveOptions | None = None) -> Job:
         """Validate (raising ParamsError at the edge, nothing queued), merge the chosen styles into
         the prompts, and queue one generation. ``save`` None = the saving settings as they are now."""
-        params = self.with_styles(params.validate())
+        params = self.with_styles(params.validate(self.upscaler_library.model_names()))
         options = self.options.current
         if options.enable_prompt_comments:  # A1111 strips them before anything, infotext included
             params = dataclasses.replace(params, prompt=strip_comments(params.prompt),
@@ -276,6 +276,8 @@ class Runtime:
 
         def work(job: Job) -> list[GeneratedImage]:
             model = self.acquire_model(params.checkpoint, params.vae)
+            # txt2img's hires pass may name an upscaler model; img2img has no hires pass
+            hires_upscaling = {} if isinstance(params, Img2ImgParams) else {"upscaling": self.upscaling(lambda: job.interrupted)}
             prompt_options = self.prompt_options()  # embeddings as on disk when the job starts
             generate = generate_img2img if isinstance(params, Img2ImgParams) else generate_txt2img
             # The LoRAs change the cached model's weights in place for this job only (jobs run one
@@ -283,7 +285,7 @@ class Runtime:
             with loras_applied(model, loras) as lora_fields:
                 return generate(model, params, self.config.outputs_dir, job, preview_every=preview_every,
                                 save=save, full_preview=full_preview, extra=lora_fields,
-                                prompt_options=prompt_options)
+                                prompt_options=prompt_options, **hires_upscaling)
 
         return self.jobs.submit(work, max_waiting=options.queue_max_waiting)
 

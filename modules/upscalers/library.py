@@ -155,6 +155,9 @@ class UpscalerLibrary:
         """Every name a request may use, in A1111's order: None, the resamplers, then the models."""
         return (UPSCALER_NONE, *RESAMPLERS, *(f.name for f in self.files()))
 
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.files())
+
     def find(self, name: str) -> UpscalerModelFile:
         for file in self.files():
             if file.name == name:
