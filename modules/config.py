@@ -18,6 +18,11 @@ BACKEND_CHOICES = ("auto", "torch", "openvino", "compile")  # modules.device.run
 LOCAL_SERVER_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
+# A1111's upscaler folders under models/ and the flags that add one more folder to each.
+UPSCALER_FOLDER_FLAGS = (("ESRGAN", "--esrgan-models-path"), ("RealESRGAN", "--realesrgan-models-path"),
+                         ("SwinIR", "--swinir-models-path"), ("DAT", "--dat-models-path"))
+
+
 class ConfigError(ValueError):
     """A flag value that cannot be used; the message names the flag."""
 
@@ -82,6 +87,8 @@ class AppConfig:
     server: ServerFlags = ServerFlags()
     lora_dirs: tuple[Path, ...] = ()
     embeddings_dirs: tuple[Path, ...] = ()
+    # (A1111's folder name under models/, the directories searched for it), e.g. ("ESRGAN", (...))
+    upscaler_dirs: tuple[tuple[str, tuple[Path, ...]], ...] = ()
 
     @property
     def reachable_from_network(self) -> bool:
@@ -117,6 +124,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     paths.add_argument("--vae-dir", type=Path, action="append", default=[], help="another folder to scan for VAE files (repeatable)")
     paths.add_argument("--lora-dir", type=Path, action="append", default=[], help="another folder to scan for LoRA files (repeatable)")
     paths.add_argument("--embeddings-dir", type=Path, action="append", default=[], help="another folder to scan for textual inversion embeddings (repeatable)")
+    for folder, flag in UPSCALER_FOLDER_FLAGS:
+        paths.add_argument(flag, type=Path, default=None, help=f"another folder to scan for {folder} upscaler models")
     _add_device_flags(parser.add_argument_group("device and precision"))
     _add_server_flags(parser.add_argument_group("server"))
     parser.add_argument("--skip-install", action="store_true", help="do not check or install requirements")
@@ -196,7 +205,16 @@ def config_from_args(args: argparse.Namespace, root: Path) -> AppConfig:
         server=server_flags_from_args(args),
         lora_dirs=(models_dir / "Lora", *(p.resolve() for p in args.lora_dir)),
         embeddings_dirs=(models_dir / "embeddings", *(p.resolve() for p in args.embeddings_dir)),
+        upscaler_dirs=upscaler_dirs_from_args(args, models_dir),
     )
+
+
+def upscaler_dirs_from_args(args: argparse.Namespace, models_dir: Path) -> tuple[tuple[str, tuple[Path, ...]], ...]:
+    found = []
+    for folder, flag in UPSCALER_FOLDER_FLAGS:
+        extra = getattr(args, flag.lstrip("-").replace("-", "_"))
+        found.append((folder, (models_dir / folder, *((extra.resolve(),) if extra else ()))))
+    return tuple(found)
 
 
 def parse_config(argv: list[str], root: Path) -> AppConfig:

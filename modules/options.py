@@ -60,6 +60,13 @@ class Options:
     txt2img_default_sampler: str = "DPM++ 2M"
     txt2img_default_steps: int = 20
     txt2img_default_cfg_scale: float = 7.0
+    # Upscaling: tile size and overlap in input pixels per upscaler family (A1111's names; 0 = no tiling)
+    ESRGAN_tile: int = 192
+    ESRGAN_tile_overlap: int = 8
+    SWIN_tile: int = 192
+    SWIN_tile_overlap: int = 8
+    DAT_tile: int = 192
+    DAT_tile_overlap: int = 8
     # Server: how many jobs may wait behind the running one; more are refused (HTTP 503, Retry-After)
     queue_max_waiting: int = 100
     api_max_request_mb: int = 32  # a request body larger than this is refused (HTTP 413)
@@ -87,6 +94,8 @@ _RANGES: Mapping[str, tuple[float, float]] = {
     "comma_padding_backtrack": (0, 74), "extra_networks_default_multiplier": (-10, 10),
     "txt2img_default_steps": (1, 150), "txt2img_default_cfg_scale": (1, 30), "queue_max_waiting": (1, 100000),
     "api_max_request_mb": (1, 4096), "vae_tiling_min_pixels": (64 * 64, 16384 * 16384),
+    "ESRGAN_tile": (0, 512), "ESRGAN_tile_overlap": (0, 48), "SWIN_tile": (0, 512), "SWIN_tile_overlap": (0, 48),
+    "DAT_tile": (0, 512), "DAT_tile_overlap": (0, 48),
 }
 _CHOICES: Mapping[str, tuple[str, ...]] = {
     "samples_format": ("png", "jpg", "jpeg", "webp"),

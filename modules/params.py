@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
-from typing import Any
+from typing import Any, Collection
 
 from PIL import Image
 
@@ -92,9 +92,10 @@ class Txt2ImgParams:
             return width, height
         return int(self.width * self.hr_scale) // 8 * 8, int(self.height * self.hr_scale) // 8 * 8
 
-    def validate(self) -> "Txt2ImgParams":
-        """This object when valid; otherwise ``ParamsError`` naming each bad field and why."""
-        problems = _common_problems(self) + (_hires_problems(self) if self.enable_hr else [])
+    def validate(self, model_upscalers: Collection[str] = ()) -> "Txt2ImgParams":
+        """This object when valid; otherwise ``ParamsError`` naming each bad field and why.
+        ``model_upscalers``: the upscaler model names on disk, also accepted as ``hr_upscaler``."""
+        problems = _common_problems(self) + (_hires_problems(self, model_upscalers) if self.enable_hr else [])
         if problems:
             raise ParamsError(problems)
         return self
@@ -126,7 +127,7 @@ class Img2ImgParams(Txt2ImgParams):
     inpaint_full_res_padding: int = 32
     initial_noise_multiplier: float = 1.0
 
-    def validate(self) -> "Img2ImgParams":
+    def validate(self, model_upscalers: Collection[str] = ()) -> "Img2ImgParams":
         problems = _common_problems(self) + _img2img_problems(self)
         if problems:
             raise ParamsError(problems)
@@ -202,7 +203,7 @@ def _knob_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:
     return problems
 
 
-def _hires_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:
+def _hires_problems(p: Txt2ImgParams, model_upscalers: Collection[str] = ()) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     _in_range(problems, "hr_scale", p.hr_scale, (1.0, 4.0))
     _in_range(problems, "hr_second_pass_steps", p.hr_second_pass_steps, (0, STEPS_RANGE[1]))
@@ -211,8 +212,9 @@ def _hires_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:
         value = getattr(p, name)
         if value and (value % 8 or not SIZE_RANGE[0] <= value <= SIZE_RANGE[1]):
             problems.append((name, f"must be 0 or a multiple of 8 between {SIZE_RANGE[0]} and {SIZE_RANGE[1]}, got {value}"))
-    if p.hr_upscaler not in UPSCALER_NAMES:
-        problems.append(("hr_upscaler", f"unknown upscaler {p.hr_upscaler!r}; valid: {', '.join(UPSCALER_NAMES)}"))
+    if p.hr_upscaler not in UPSCALER_NAMES and p.hr_upscaler not in model_upscalers:
+        valid = ", ".join((*UPSCALER_NAMES, *model_upscalers))
+        problems.append(("hr_upscaler", f"unknown upscaler {p.hr_upscaler!r}; valid: {valid}"))
     if not problems:
         width, height = p.hires_size()
         if not (SIZE_RANGE[0] <= width <= SIZE_RANGE[1] and SIZE_RANGE[0] <= height <= SIZE_RANGE[1]):

@@ -33,6 +33,8 @@ from modules.pipeline.prompt_syntax import strip_comments
 from modules.options import PATH_OPTIONS, Options, OptionsError, OptionsStore
 from modules.sampling.catalog import resolve_sampler
 from modules.extensions.scripts import ScriptRegistry
+from modules.upscalers.library import UpscalerLibrary, Upscaling, tile_settings
+from modules.pipeline.postprocess import PostprocessRegistry
 
 # Two SD1.5 models in fp32 take about 8 GiB; keep a second one only when that fits twice over.
 _RAM_FOR_TWO_MODELS = 16 * 1024**3
@@ -92,6 +94,8 @@ class Runtime:
         self.hasher = BackgroundHasher(self.hashes, self._hashes_found)
         self.lora_library = LoraLibrary(config.lora_dirs)
         self.embedding_library = EmbeddingLibrary(config.embeddings_dirs)
+        self.upscaler_library = UpscalerLibrary(config.upscaler_dirs)
+        self.postprocessing = PostprocessRegistry.with_builtins()
         self._scan_lock = threading.Lock()
         self._checkpoints: list[CheckpointFile] | None = None
         self._vae_files: list[CheckpointFile] | None = None
@@ -163,6 +167,11 @@ class Runtime:
         options = self.options.current
         return PromptOptions(options.emphasis, options.comma_padding_backtrack, options.enable_prompt_comments,
                              self.embedding_library.current())
+
+    def upscaling(self, should_stop=lambda: False) -> Upscaling:
+        """The upscalers as they run now: the model files found, the tile settings, this device."""
+        return Upscaling(self.upscaler_library, tile_settings(self.options.current), self.device_policy.device,
+                         self.device_policy.unet_dtype, should_stop)
 
     def vae_files(self, refresh: bool = False) -> list[CheckpointFile]:
         with self._scan_lock:
@@ -259,7 +268,7 @@ class Runtime:
     def submit(self, params: Txt2ImgParams, preview_every: int = 0, save: SaveOptions | None = None) -> Job:
         """Validate (raising ParamsError at the edge, nothing queued), merge the chosen styles into
         the prompts, and queue one generation. ``save`` None = the saving settings as they are now."""
-        params = self.with_styles(params.validate())
+        params = self.with_styles(params.validate(self.upscaler_library.model_names()))
         options = self.options.current
         if options.enable_prompt_comments:  # A1111 strips them before anything, infotext included
             params = dataclasses.replace(params, prompt=strip_comments(params.prompt),
@@ -273,6 +282,8 @@ class Runtime:
         def work(job: Job) -> list[GeneratedImage]:
             model = self.job_model(self.acquire_model(params.checkpoint, params.vae),
                                    eager_reasons(has_loras=bool(loras), seamless_tiling=params.tiling))
+            # txt2img's hires pass may name an upscaler model; img2img has no hires pass
+            hires_upscaling = {} if isinstance(params, Img2ImgParams) else {"upscaling": self.upscaling(lambda: job.interrupted)}
             prompt_options = self.prompt_options()  # embeddings as on disk when the job starts
             generate = generate_img2img if isinstance(params, Img2ImgParams) else generate_txt2img
             # The LoRAs change the cached model's weights in place for this job only (jobs run one
@@ -280,7 +291,7 @@ class Runtime:
             with loras_applied(model, loras) as lora_fields:
                 return generate(model, params, self.config.outputs_dir, job, preview_every=preview_every,
                                 save=save, full_preview=full_preview, extra=lora_fields,
-                                prompt_options=prompt_options)
+                                prompt_options=prompt_options, **hires_upscaling)
 
         return self.jobs.submit(work, max_waiting=options.queue_max_waiting)
 

@@ -20,6 +20,7 @@ from webui.body_limit import BodyLimit
 from webui.api import mount_api
 from webui.progress import add_progress_route
 from webui.tabs.extensions import build_extensions_tab
+from webui.tabs.extras import build_extras_tab
 from webui.tabs.generation import GenerationTab
 from webui.tabs.img2img import Img2ImgInputs, build_img2img_tab
 from webui.tabs.merger import build_merger_tab
@@ -47,6 +48,8 @@ def build_blocks(runtime: Runtime) -> gr.Blocks:
                 txt2img = build_txt2img_tab(blocks, runtime, tokenizer)
             with gr.Tab("img2img", id="img2img", elem_id="tab-img2img"):
                 img2img, img2img_inputs = build_img2img_tab(blocks, runtime, tokenizer)
+            with gr.Tab("Extras", id="extras", elem_id="tab-extras"):
+                build_extras_tab(runtime)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab-pnginfo"):
                 png_info = build_png_info_tab()
             with gr.Tab("Checkpoint Merger", id="merger", elem_id="tab-merger"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import gradio as gr
 from PIL import Image
@@ -249,11 +249,12 @@ def build_seed_controls(form: Form) -> tuple[gr.Button, gr.Button]:
     return reuse_seed, reuse_subseed
 
 
-def build_hires_controls(form: Form) -> None:
+def build_hires_controls(form: Form, model_upscalers: Sequence[str] = ()) -> None:
+    """``model_upscalers``: the upscaler model files' names, listed after the built-in upscalers."""
     with gr.Accordion("Hires. fix", open=False, elem_id=f"{form.tab}-hires"):
         form.add("enable_hr", gr.Checkbox(False, label="Enable Hires. fix", elem_id=f"{form.tab}-enable-hr"))
         with gr.Row():
-            form.add("hr_upscaler", gr.Dropdown(list(UPSCALER_NAMES), value="Latent", label="Upscaler",
+            form.add("hr_upscaler", gr.Dropdown([*UPSCALER_NAMES, *model_upscalers], value="Latent", label="Upscaler",
                                                 elem_id=f"{form.tab}-hr-upscaler"))
             form.add("hr_second_pass_steps", gr.Slider(0, 150, value=0, step=1, label="Hires steps",
                                                        elem_id=f"{form.tab}-hr-steps"))

@@ -29,6 +29,7 @@ from modules.pipeline.sampling_run import (
 )
 from modules.pipeline.tiling import seamless_tiling
 from modules.pipeline.upscale import LATENT_UPSCALE_MODES, upscale_image, upscale_latents
+from modules.upscalers.library import Upscaling
 from modules.sampling.catalog import resolve_sampler, resolve_schedule
 from modules.sampling.noise import NoiseSpec, image_seeds, resolve_seed
 from modules.sampling.samplers import SamplerStep, SamplingInterrupted
@@ -125,18 +126,21 @@ def batch_noise_spec(params: Txt2ImgParams, model: LoadedModel, seeds: tuple[int
 
 
 def hires_pass(
-    model: LoadedModel, params: Txt2ImgParams, latents: Tensor, spec: NoiseSpec, choice: SamplingChoice, report
+    model: LoadedModel, params: Txt2ImgParams, latents: Tensor, spec: NoiseSpec, choice: SamplingChoice, report,
+    upscaling: Upscaling | None = None,
 ) -> Tensor:
     """Upscale the first pass to ``params.hires_size()`` and refine it with img2img (A1111's hires fix).
 
-    The second pass draws its noise from the same per-image seeds at the new size.
+    The second pass draws its noise from the same per-image seeds at the new size. Pixel
+    upscalers go through ``upscaling`` (which also knows the upscaler model files) when given.
     """
     width, height = params.hires_size()
     factor = spec.latent_downscale
     if params.hr_upscaler in LATENT_UPSCALE_MODES:
         upscaled = upscale_latents(latents.float(), (height // factor, width // factor), params.hr_upscaler)
     else:
-        images = [upscale_image(image, (width, height), params.hr_upscaler) for image in latents_to_images(model, latents)]
+        resize = upscaling.resize if upscaling is not None else upscale_image
+        images = [resize(image, (width, height), params.hr_upscaler) for image in latents_to_images(model, latents)]
         upscaled = images_to_latents(model, images)
     hires_spec = dataclasses.replace(spec, latent_shape=(spec.latent_shape[0], height // factor, width // factor))
     hires_choice = dataclasses.replace(choice, steps=params.hr_second_pass_steps or params.steps,
@@ -209,9 +213,11 @@ def generate_txt2img(
     model: LoadedModel, params: Txt2ImgParams, outputs: Path | None, job: Job | None = None,
     now: dt.datetime | None = None, preview_every: int = 0, save: SaveOptions = SaveOptions(), full_preview: bool = False,
     extra: dict[str, object] | None = None, prompt_options: PromptOptions | None = None,
+    upscaling: Upscaling | None = None,
 ) -> list[GeneratedImage]:
     """All batches of ``params`` (validated by the caller); images saved under ``outputs`` when given.
-    ``extra``: infotext fields added before Version (e.g. "Lora hashes")."""
+    ``extra``: infotext fields added before Version (e.g. "Lora hashes"). ``upscaling``: how a
+    hires pixel upscaler runs (model files included); None = the built-in resamplers only."""
     choice = sampling_choice(params, prompt_options)
     extra = {**(extra or {}), **prompt_fields(model, params, choice)}
     prompts = [params.prompt] * params.batch_size
@@ -221,7 +227,7 @@ def generate_txt2img(
         with seamless_tiling(model, params.tiling):  # the VAE decodes with circular padding too
             latents = sample_txt2img_latents(model, prompts, negatives, spec, choice, report)
             if params.enable_hr:
-                latents = hires_pass(model, params, latents, spec, choice, report)
+                latents = hires_pass(model, params, latents, spec, choice, report, upscaling)
             return latents_to_images(model, latents)
 
     return run_batches(model, params, outputs, job, now, preview_every, make_images, "txt2img-images",

@@ -25,6 +25,7 @@ from modules.extensions.scripts import ALWAYS_VISIBLE, Script, ScriptArgsError
 from modules.runtime import Runtime
 from tests.models.family_configs import clip_l_text, tiny_configs
 from tests.nets.checkpoints import make_ldm_checkpoint
+from tests.upscalers import layouts as upscaler_layouts
 from webui.app import create_app
 
 API = "/sdapi/v1"
@@ -120,6 +121,8 @@ def make_data_dir(root: Path) -> Path:
     write_tiny_lora(models / "Lora" / "paper-style.safetensors", alias="paper")
     write_embedding(models / "embeddings" / "shiny.safetensors", count=2, width=32)  # the tiny encoder's width
     write_embedding(models / "embeddings" / "for-sd1.safetensors", count=1, width=768)
+    (models / "ESRGAN").mkdir(parents=True, exist_ok=True)
+    save_file(upscaler_layouts.compact(nf=8, convs=1, scale=2), str(models / "ESRGAN" / "2x-tiny-compact.safetensors"))
     (root / "styles.csv").write_text("name,prompt,negative_prompt\nwatercolor,{prompt} in watercolor,blurry\n",
                                      encoding="utf-8")
     (root / "extensions" / "with-scripts" / "scripts").mkdir(parents=True)

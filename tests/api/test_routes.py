@@ -15,7 +15,7 @@ import pytest
 import requests
 import torch
 from PIL import Image, PngImagePlugin
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from tests.api.conftest import (
     FAST, LiveServer, decode_b64, gradient_image, pixels, png_b64, write_embedding, write_tiny_lora,
@@ -37,7 +37,10 @@ def test_schedulers(live: LiveServer) -> None:
 
 
 def test_upscalers_and_latent_modes(live: LiveServer) -> None:
-    assert [u["name"] for u in live.get("upscalers").json()] == ["None", "Lanczos", "Nearest"]
+    listed = live.get("upscalers").json()
+    assert [u["name"] for u in listed] == ["None", "Lanczos", "Nearest", "2x-tiny-compact"]
+    assert listed[3]["model_name"] == "ESRGAN" and listed[3]["scale"] == 2
+    assert listed[3]["model_path"].endswith("ESRGAN/2x-tiny-compact.safetensors") and listed[3]["model_url"] is None
     modes = [m["name"] for m in live.get("latent-upscale-modes").json()]
     assert modes[0] == "Latent" and "Latent (nearest-exact)" in modes
 
@@ -193,6 +196,26 @@ def test_extra_single_image_upscales_like_pil_and_keeps_the_parameters(live: Liv
         "upscaling_resize_h": 48}).json()["image"])
     assert cropped.size == (96, 48)
     assert np.array_equal(pixels(cropped), pixels(source.resize((96, 96), Image.Resampling.NEAREST))[24:72])
+
+
+def test_extra_single_image_with_a_model_upscaler_runs_the_model(live: LiveServer) -> None:
+    source = gradient_image(24)
+    body = live.post("extra-single-image", {"image": png_b64(source), "upscaler_1": "2x-tiny-compact",
+                                            "upscaling_resize": 2}).json()
+    result = decode_b64(body["image"])
+    assert result.size == (48, 48)
+    # the same weights run directly (a 24px image is one tile at the default tile size of 192)
+    state = load_file(str(live.data_dir / "models" / "ESRGAN" / "2x-tiny-compact.safetensors"))
+    x = torch.from_numpy(pixels(source).astype(np.float32) / 255).permute(2, 0, 1)[None]
+    net = torch.nn.Sequential(*[torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.PReLU(8), torch.nn.Conv2d(8, 8, 3, padding=1),
+                                torch.nn.PReLU(8), torch.nn.Conv2d(8, 12, 3, padding=1)])
+    net.load_state_dict({k.removeprefix("body."): v for k, v in state.items()})
+    with torch.no_grad():
+        expected = torch.nn.functional.pixel_shuffle(net(x), 2) + torch.nn.functional.interpolate(x, scale_factor=2)
+    expected = np.round(expected[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    assert np.abs(pixels(result).astype(int) - expected.astype(int)).max() <= 1
+    assert "Postprocess upscale by: 2, Postprocess upscaler: 2x-tiny-compact" in body["html_info"]
+    assert decode_b64(body["image"]).info["postprocessing"] == "Postprocess upscale by: 2, Postprocess upscaler: 2x-tiny-compact"
 
 
 def test_extra_batch_images(live: LiveServer) -> None:

@@ -62,3 +62,25 @@ def test_tiling_makes_the_unet_shift_equivariant(model) -> None:  # noqa: F811
 def test_tiling_is_recorded(model) -> None:  # noqa: F811
     result = generate_txt2img(model, Txt2ImgParams(**{**BASE.__dict__, "tiling": True}), None)[0]
     assert parse_infotext(result.infotext)["Tiling"] == "True"
+
+
+def test_hires_with_an_upscaler_model_runs_the_model_and_names_it(model, tmp_path) -> None:  # noqa: F811
+    from safetensors.torch import save_file
+
+    from modules.upscalers.library import TileSettings, UpscalerLibrary, Upscaling
+    from tests.upscalers import layouts
+
+    (tmp_path / "ESRGAN").mkdir()
+    save_file(layouts.compact(scale=2), str(tmp_path / "ESRGAN" / "2x-tiny.safetensors"))
+    library = UpscalerLibrary([("ESRGAN", [tmp_path / "ESRGAN"])])
+    tiles_run = []
+    upscaling = Upscaling(library, {"ESRGAN": TileSettings(8, 2)}, should_stop=lambda: tiles_run.append(1) and False)
+    params = Txt2ImgParams(**{**BASE.__dict__, "enable_hr": True, "hr_upscaler": "2x-tiny", "hr_second_pass_steps": 2})
+    valid_size = Txt2ImgParams(**{**params.__dict__, "width": 64, "height": 64})
+    with pytest.raises(ParamsError, match="unknown upscaler '2x-tiny'"):
+        valid_size.validate()  # without the files on disk the name means nothing
+    assert valid_size.validate(library.model_names()) is valid_size
+    result = generate_txt2img(model, params, None, upscaling=upscaling)[0]
+    assert result.image.size == (32, 32)
+    assert len(tiles_run) == 9  # the 16x16 first pass in 8px tiles overlapping by 2: 3 x 3 tiles
+    assert parse_infotext(result.infotext)["Hires upscaler"] == "2x-tiny"

@@ -226,7 +226,7 @@ def request_params(runtime: Runtime, request: GenerationRequest, is_img2img: boo
     params = dataclasses.replace(params, **settings_fields(settings, only_overridden=True))
     params = dataclasses.replace(params, sampler_knobs=sampler_knobs(request, settings, params.sampler_name))
     try:
-        return params.validate(), settings
+        return params.validate(runtime.upscaler_library.model_names()), settings
     except ParamsError as error:
         raise params_problems(error, request) from None
 

@@ -55,7 +55,7 @@ def with_alwayson_scripts(runtime: Runtime, request: GenerationRequest, params: 
         except ScriptArgsError as error:
             raise field_error(field, str(error)) from None
     try:
-        return params.validate()
+        return params.validate(runtime.upscaler_library.model_names())
     except ParamsError as error:
         raise params_problems(error, request) from None
 

@@ -14,12 +14,12 @@ from modules.pipeline.upscale import LATENT_UPSCALE_MODES
 from modules.runtime import Runtime
 from modules.sampling.catalog import SAMPLERS, SCHEDULES
 from modules.styles import read_styles
-from webui.api.extras import EXTRAS_UPSCALERS
+from modules.upscalers.library import RESAMPLERS, UPSCALER_NONE
 
 # A1111's schedulers that read the model's own sigma table, and their default rho (-1 = none).
 _NEEDS_MODEL_TABLE = {"uniform", "sgm_uniform", "simple", "normal", "ddim"}
 _DEFAULT_RHO = {"karras": 7.0, "polyexponential": 1.0}
-# A1111 lists every upscaler with a nominal scale of 4 (UpscalerData's default); ours resize to any size.
+# A1111 lists the resamplers with a nominal scale of 4 (UpscalerData's default); they resize to any size.
 _NOMINAL_UPSCALER_SCALE = 4
 
 
@@ -38,9 +38,18 @@ def schedulers() -> list[dict[str, Any]]:
             for spec in SCHEDULES]
 
 
-def upscalers() -> list[dict[str, Any]]:
-    return [{"name": name, "model_name": None, "model_path": None, "model_url": None, "scale": _NOMINAL_UPSCALER_SCALE}
-            for name in EXTRAS_UPSCALERS]
+def upscalers(runtime: Runtime) -> list[dict[str, Any]]:
+    """A1111's fields; a model file's ``model_name`` is its folder's family (ESRGAN, RealESRGAN,
+    SwinIR, DAT) and ``scale`` the one its name states (4 when it states none, as A1111 lists)."""
+    builtins = [{"name": name, "model_name": None, "model_path": None, "model_url": None, "scale": _NOMINAL_UPSCALER_SCALE}
+                for name in (UPSCALER_NONE, *RESAMPLERS)]
+    return builtins + [{"name": f.name, "model_name": f.folder, "model_path": str(f.path), "model_url": None,
+                        "scale": f.nominal_scale} for f in runtime.upscaler_library.files()]
+
+
+def realesrgan_models(runtime: Runtime) -> list[dict[str, Any]]:
+    return [{"name": f.name, "path": str(f.path), "scale": f.nominal_scale}
+            for f in runtime.upscaler_library.files() if f.folder == "RealESRGAN"]
 
 
 def latent_upscale_modes() -> list[dict[str, str]]:

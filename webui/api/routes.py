@@ -20,7 +20,7 @@ from modules.options import OptionsError
 from modules.runtime import NoCheckpointError, Runtime
 from webui.api import listings
 from webui.api.errors import ApiFieldError, add_error_handlers, field_error
-from webui.api.extras import html_info, upscale, upscale_plan
+from webui.api.extras import html_info, run_request
 from webui.api.generation import generate
 from webui.api.images import PixelBudget, decode_image, encode_png
 from webui.api.schemas import (
@@ -57,19 +57,16 @@ def add_generation_routes(router: APIRouter, runtime: Runtime) -> None:
 
     @router.post("/extra-single-image", response_model=ExtrasSingleResponse)
     def extra_single_image(request: ExtrasSingleRequest) -> dict:
-        plan = upscale_plan(request)
-        result = upscale(plan, decode_image(request.image, "image"))
-        return {"html_info": html_info(plan, result), "image": encode_png(result)}
+        run = run_request(runtime, request, [decode_image(request.image, "image")])
+        return {"html_info": html_info(run), "image": encode_png(run.results[0].image)}
 
     @router.post("/extra-batch-images", response_model=ExtrasBatchResponse)
     def extra_batch_images(request: ExtrasBatchRequest) -> dict:
-        plan = upscale_plan(request)
         budget = PixelBudget()
         images = [decode_image(item.data, f"imageList.{index}.data", budget)
                   for index, item in enumerate(request.imageList or [])]
-        results = [upscale(plan, image) for image in images]
-        return {"html_info": html_info(plan, results[0] if results else None),
-                "images": [encode_png(result) for result in results]}
+        run = run_request(runtime, request, images)
+        return {"html_info": html_info(run), "images": [encode_png(result.image) for result in run.results]}
 
     @router.post("/png-info", response_model=PngInfoResponse)
     def png_info(request: PngInfoRequest) -> dict:
@@ -174,14 +171,15 @@ def no_argument_route(make: Any, *args: Any) -> Any:
 
 
 def add_list_routes(router: APIRouter, runtime: Runtime) -> None:
-    static = {"samplers": listings.samplers, "schedulers": listings.schedulers, "upscalers": listings.upscalers,
+    static = {"samplers": listings.samplers, "schedulers": listings.schedulers,
               "latent-upscale-modes": listings.latent_upscale_modes,
               # Not implemented here, so honestly empty, as A1111 answers without them installed.
-              "hypernetworks": list, "face-restorers": list, "realesrgan-models": list}
+              "hypernetworks": list, "face-restorers": list}
     for path, make in static.items():
         router.add_api_route(f"/{path}", no_argument_route(make), methods=["GET"], name=path)
     per_runtime = {"sd-models": listings.sd_models, "sd-vae": listings.sd_vae, "prompt-styles": listings.prompt_styles,
-                   "scripts": listings.scripts, "script-info": listings.script_info, "extensions": listings.extensions}
+                   "scripts": listings.scripts, "script-info": listings.script_info, "extensions": listings.extensions,
+                   "upscalers": listings.upscalers, "realesrgan-models": listings.realesrgan_models}
     for path, make in per_runtime.items():
         router.add_api_route(f"/{path}", no_argument_route(make, runtime), methods=["GET"], name=path)
 

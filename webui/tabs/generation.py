@@ -48,7 +48,7 @@ def problems_text(error: ParamsError) -> str:
 def submit_jobs(runtime: Runtime, submissions: list[Submission]) -> list[str]:
     """Queue the generations; the job ids, in order. Every job is validated before any is queued."""
     for submission in submissions:
-        submission.params.validate()
+        submission.params.validate(runtime.upscaler_library.model_names())
     preview_every = live_preview_every(runtime)
     return [runtime.submit(s.params, preview_every=preview_every, save=s.save).id for s in submissions]
 
@@ -146,7 +146,7 @@ def submitter(runtime: Runtime, tab: GenerationTab, build_params: ParamsBuilder,
                 return ",".join(submit_jobs(runtime, submissions)), "", None
             script = runtime.scripts.find(title, form.tab == "img2img")
             for submission in submissions:
-                submission.params.validate()
+                submission.params.validate(runtime.upscaler_library.model_names())
             args = script_arg_values(values, script_controls.get(title, []))
             runtime.check_queue_room()
         except ParamsError as error:

@@ -67,6 +67,14 @@ SECTIONS: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("vae_tiling", "Decode and encode large images in tiles"),
         ("vae_tiling_min_pixels", "Tile images of more pixels than this (Automatic)"),
     ),
+    "Upscaling": (
+        ("ESRGAN_tile", "Tile size for ESRGAN upscalers (0 = no tiling)"),
+        ("ESRGAN_tile_overlap", "Tile overlap for ESRGAN upscalers (low values = visible seam)"),
+        ("SWIN_tile", "Tile size for SwinIR upscalers (0 = no tiling)"),
+        ("SWIN_tile_overlap", "Tile overlap for SwinIR upscalers"),
+        ("DAT_tile", "Tile size for DAT upscalers (0 = no tiling)"),
+        ("DAT_tile_overlap", "Tile overlap for DAT upscalers"),
+    ),
     "Server": (
         ("queue_max_waiting", "Jobs that may wait in the queue (more are refused until it shortens)"),
     ),
@@ -75,6 +83,8 @@ SLIDERS: Mapping[str, tuple[float, float, float]] = {
     "jpeg_quality": (1, 100, 1), "show_progress_every_n_steps": (-1, 32, 1), "eta_ancestral": (0, 1, 0.01),
     "eta_ddim": (0, 1, 0.01), "CLIP_stop_at_last_layers": (1, 12, 1), "txt2img_default_steps": (1, 150, 1),
     "txt2img_default_cfg_scale": (1, 30, 0.5), "comma_padding_backtrack": (0, 74, 1),
+    "ESRGAN_tile": (0, 512, 16), "ESRGAN_tile_overlap": (0, 48, 1), "SWIN_tile": (0, 512, 16),
+    "SWIN_tile_overlap": (0, 48, 1), "DAT_tile": (0, 512, 16), "DAT_tile_overlap": (0, 48, 1),
 }
 CHOICES: Mapping[str, tuple[str, ...]] = {
     "samples_format": ("png", "jpg", "webp"), "show_progress_type": ("Full", "Approx cheap"),

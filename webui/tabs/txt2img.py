@@ -26,7 +26,7 @@ def build_txt2img_tab(blocks: gr.Blocks, runtime: Runtime, tokenizer) -> Generat
             build_size_controls(form)
             build_batch_and_cfg(form, options)
             reuse_seed, reuse_subseed = build_seed_controls(form)
-            build_hires_controls(form)
+            build_hires_controls(form, runtime.upscaler_library.model_names())
             script_controls = build_script_controls(form, runtime.scripts, is_img2img=False)
         with gr.Column(scale=1):
             panel = build_output_panel("txt2img", runtime.config.outputs_dir)
