@@ -18,8 +18,9 @@ from torch import Tensor
 from modules.models.load import LoadedModel
 from modules.models.vae_decode import decode_latents
 from modules.pipeline.conditioning import PromptOptions, StepConditioning, plan_prompts, step_conditioning
-from modules.sampling.catalog import initial_noise_scale, resolve_sampler, resolve_schedule, sampler_sigmas
-from modules.sampling.denoiser import CFGDenoiser, DiscreteDenoiser, ScheduledCFGDenoiser
+from modules.sampling.brownian import BrownianNoise, ladder_range
+from modules.sampling.catalog import SamplerSpec, initial_noise_scale, resolve_sampler, resolve_schedule, sampler_sigmas
+from modules.sampling.denoiser import CFGDenoiser, DiscreteDenoiser, LCMDenoiser, ScheduledCFGDenoiser
 from modules.sampling.noise import ImageNoise, NoiseSpec
 from modules.sampling.samplers import SamplerStep
 from modules.sampling.schedules import scaled_linear_alphas_cumprod, sigmas_from_alphas_cumprod
@@ -53,6 +54,19 @@ def sigma_ladder(model: LoadedModel, choice: SamplingChoice) -> Tensor:
     return sampler_sigmas(sampler, schedule, choice.steps, model_sigmas)
 
 
+def sampler_noise(
+    sampler: SamplerSpec, image_noise: ImageNoise, spec: NoiseSpec, full_ladder: Tensor
+) -> ImageNoise | BrownianNoise:
+    """Where the sampler's step noise comes from: the per-image generators, or for the SDE
+    samplers Brownian trees seeded with the image seeds over the full ladder's range (A1111
+    builds them over the whole ladder, also when img2img starts part way down)."""
+    if not sampler.sde:
+        return image_noise
+    low, high = ladder_range(full_ladder)
+    return BrownianNoise(spec.seeds, low, high, per_image=spec.brownian_per_image, source=spec.source,
+                         device=image_noise.device)
+
+
 def text_conditioning(model: LoadedModel, prompts: Sequence[str], negatives: Sequence[str], choice: SamplingChoice) -> StepConditioning:
     """Prompts parsed into per-step schedules, every distinct text encoded once, all with the same
     number of 77-token chunks so cond and uncond share one batch.
@@ -80,8 +94,9 @@ def sample_txt2img_latents(
     x = noise.initial_noise() * initial_noise_scale(sampler, float(sigmas[0]))
     conditioning = blank_image_conditioning(model, x) if model.detected.family.is_inpainting else None
     denoiser = guided_denoiser(model, prompts, negatives, choice, conditioning, sigmas)
+    step_noise = sampler_noise(sampler, noise, noise_spec, sigmas)
     with torch.inference_mode():
-        return sampler(denoiser, x, sigmas, noise=noise, callback=callback, **choice.knobs)
+        return sampler(denoiser, x, sigmas, noise=step_noise, callback=callback, **choice.knobs)
 
 
 def inpainting_unet(unet: Callable[..., Tensor]) -> Callable[..., Tensor]:
@@ -99,9 +114,9 @@ def guided_denoiser(
     composable form over ``sigmas`` (the ladder this run walks)."""
     conditioning = text_conditioning(model, prompts, negatives, choice)
     net = model.unet if image_conditioning is None else inpainting_unet(model.unet)
-    inner = DiscreteDenoiser.from_alphas_cumprod(
-        net, model_alphas_cumprod(model).to(model.policy.device), model.detected.prediction
-    )
+    model_sigmas = sigmas_from_alphas_cumprod(model_alphas_cumprod(model).to(model.policy.device))
+    kind = LCMDenoiser if resolve_sampler(choice.sampler_name)[0].lcm else DiscreteDenoiser
+    inner = kind(net, model_sigmas, model.detected.prediction)
     extra = {} if image_conditioning is None else {"c_concat": image_conditioning}
     if conditioning.plan.is_static:
         return CFGDenoiser(inner, *conditioning.static(), choice.cfg_scale, extra)
@@ -175,7 +190,8 @@ def sample_img2img_latents(
     noise_multiplier: float = 1.0,
 ) -> Tensor:
     sampler, _ = resolve_sampler(choice.sampler_name)
-    sigmas = img2img_ladder(sigma_ladder(model, choice), choice.steps, denoising_strength).to(model.policy.device)
+    full_ladder = sigma_ladder(model, choice)
+    sigmas = img2img_ladder(full_ladder, choice.steps, denoising_strength).to(model.policy.device)
     start = init_latents.to(model.policy.device, model.policy.unet_dtype)
     noise = ImageNoise(noise_spec, device=model.policy.device, dtype=model.policy.unet_dtype)
     x = start + noise.initial_noise() * (sigmas[0] * noise_multiplier)
@@ -183,6 +199,7 @@ def sample_img2img_latents(
         image_conditioning = blank_image_conditioning(model, x)
     guided = guided_denoiser(model, prompts, negatives, choice, image_conditioning, sigmas)
     denoiser = guided if mask is None else (lambda x_, sigma: mask.blend(guided(x_, sigma)))
+    step_noise = sampler_noise(sampler, noise, noise_spec, full_ladder)
     with torch.inference_mode():
-        result = sampler(denoiser, x, sigmas, noise=noise, callback=callback, **choice.knobs)
+        result = sampler(denoiser, x, sigmas, noise=step_noise, callback=callback, **choice.knobs)
     return result if mask is None else mask.blend(result)
