@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from modules.models.families import Prediction
 from modules.models.load import LoadedModel
 from modules.models.vae_decode import decode_latents
 from modules.pipeline.conditioning import PromptOptions, StepConditioning, plan_prompts, step_conditioning
@@ -54,6 +55,22 @@ def sigma_ladder(model: LoadedModel, choice: SamplingChoice) -> Tensor:
     return sampler_sigmas(sampler, schedule, choice.steps, model_sigmas)
 
 
+def starting_point(
+    sampler: SamplerSpec, spec: NoiseSpec, sigmas: Tensor, full_ladder: Tensor, device: torch.device | str,
+    dtype: torch.dtype, start: Tensor | None = None, noise_multiplier: float = 1.0,
+) -> tuple[Tensor, ImageNoise | BrownianNoise]:
+    """The latent a sampler starts from, and the source of its step noise, as A1111 draws them:
+    each image's first draw of its seed's generator, scaled to ``sigmas[0]`` (txt2img) or added to
+    ``start`` (img2img); then the generators' continuation, or the Brownian trees of the SDE
+    samplers over ``full_ladder`` (the uncut ladder)."""
+    noise = ImageNoise(spec, device=device, dtype=dtype)
+    if start is None:
+        x = noise.initial_noise() * initial_noise_scale(sampler, float(sigmas[0]))
+    else:
+        x = start + noise.initial_noise() * (sigmas[0] * noise_multiplier)
+    return x, sampler_noise(sampler, noise, spec, full_ladder)
+
+
 def sampler_noise(
     sampler: SamplerSpec, image_noise: ImageNoise, spec: NoiseSpec, full_ladder: Tensor
 ) -> ImageNoise | BrownianNoise:
@@ -90,11 +107,9 @@ def sample_txt2img_latents(
 ) -> Tensor:
     sampler, _ = resolve_sampler(choice.sampler_name)
     sigmas = sigma_ladder(model, choice).to(model.policy.device)
-    noise = ImageNoise(noise_spec, device=model.policy.device, dtype=model.policy.unet_dtype)
-    x = noise.initial_noise() * initial_noise_scale(sampler, float(sigmas[0]))
+    x, step_noise = starting_point(sampler, noise_spec, sigmas, sigmas, model.policy.device, model.policy.unet_dtype)
     conditioning = blank_image_conditioning(model, x) if model.detected.family.is_inpainting else None
     denoiser = guided_denoiser(model, prompts, negatives, choice, conditioning, sigmas)
-    step_noise = sampler_noise(sampler, noise, noise_spec, sigmas)
     with torch.inference_mode():
         return sampler(denoiser, x, sigmas, noise=step_noise, callback=callback, **choice.knobs)
 
@@ -115,12 +130,20 @@ def guided_denoiser(
     conditioning = text_conditioning(model, prompts, negatives, choice)
     net = model.unet if image_conditioning is None else inpainting_unet(model.unet)
     model_sigmas = sigmas_from_alphas_cumprod(model_alphas_cumprod(model).to(model.policy.device))
-    kind = LCMDenoiser if resolve_sampler(choice.sampler_name)[0].lcm else DiscreteDenoiser
-    inner = kind(net, model_sigmas, model.detected.prediction)
+    inner = model_denoiser(resolve_sampler(choice.sampler_name)[0], net, model_sigmas, model.detected.prediction)
     extra = {} if image_conditioning is None else {"c_concat": image_conditioning}
     if conditioning.plan.is_static:
         return CFGDenoiser(inner, *conditioning.static(), choice.cfg_scale, extra)
     return ScheduledCFGDenoiser(inner, conditioning, sigmas, choice.cfg_scale, extra)
+
+
+def model_denoiser(
+    sampler: SamplerSpec, net: Callable[..., Tensor], model_sigmas: Tensor, prediction: Prediction
+) -> DiscreteDenoiser | LCMDenoiser:
+    """The net as an x0 estimator for this sampler: LCM's own denoiser for LCM (as A1111), else
+    the model's discrete schedule."""
+    kind = LCMDenoiser if sampler.lcm else DiscreteDenoiser
+    return kind(net, model_sigmas, prediction)
 
 
 def inpainting_conditioning(model: LoadedModel, masked_image_latents: Tensor, repaint: Tensor) -> Tensor:
@@ -193,13 +216,12 @@ def sample_img2img_latents(
     full_ladder = sigma_ladder(model, choice)
     sigmas = img2img_ladder(full_ladder, choice.steps, denoising_strength).to(model.policy.device)
     start = init_latents.to(model.policy.device, model.policy.unet_dtype)
-    noise = ImageNoise(noise_spec, device=model.policy.device, dtype=model.policy.unet_dtype)
-    x = start + noise.initial_noise() * (sigmas[0] * noise_multiplier)
+    x, step_noise = starting_point(sampler, noise_spec, sigmas, full_ladder, model.policy.device,
+                                   model.policy.unet_dtype, start, noise_multiplier)
     if image_conditioning is None and model.detected.family.is_inpainting:
         image_conditioning = blank_image_conditioning(model, x)
     guided = guided_denoiser(model, prompts, negatives, choice, image_conditioning, sigmas)
     denoiser = guided if mask is None else (lambda x_, sigma: mask.blend(guided(x_, sigma)))
-    step_noise = sampler_noise(sampler, noise, noise_spec, full_ladder)
     with torch.inference_mode():
         result = sampler(denoiser, x, sigmas, noise=step_noise, callback=callback, **choice.knobs)
     return result if mask is None else mask.blend(result)
