@@ -23,6 +23,10 @@ from pathlib import Path
 VENV_DIR_NAME = "venv"
 # A requirement line we can check without pip: ``name==version`` (extras allowed).
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;#]+)\s*(#.*)?$")
+# A pin to install without its dependencies, written as a comment so that ``pip install -r``
+# skips it: ``# no-deps: name==version``. For a package whose declared dependencies are far
+# heavier than the one file we use (k-diffusion's sampling.py, a test oracle).
+_NO_DEPS = re.compile(r"^\s*#\s*no-deps:\s*(.+)$")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,19 @@ def read_pins(requirements: Path) -> list[Pin]:
         match = _PIN.match(line)
         if match:
             pins.append(Pin(match.group(1), match.group(3)))
+    return pins
+
+
+def read_no_deps_pins(requirements: Path) -> list[Pin]:
+    """The ``# no-deps: name==version`` lines of a requirements file."""
+    pins = []
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        marked = _NO_DEPS.match(line)
+        pin = _PIN.match(marked.group(1)) if marked else None
+        if marked and not pin:
+            raise ValueError(f"{requirements.name}: '{line.strip()}' must name an exact pin, e.g. '# no-deps: pkg==1.0'")
+        if pin:
+            pins.append(Pin(pin.group(1), pin.group(3)))
     return pins
 
 
@@ -81,7 +98,18 @@ def requirements_satisfied(requirements: Path) -> bool:
     wanted = [l for l in lines if l and not l.startswith(("#", "-"))]
     pins = read_pins(requirements)
     # Unpinned lines cannot be checked cheaply: let pip decide for them.
-    return len(pins) == len(wanted) and not unsatisfied_pins(pins)
+    return len(pins) == len(wanted) and not unsatisfied_pins(pins + read_no_deps_pins(requirements))
+
+
+def install_commands(requirements: Path) -> list[list[str]]:
+    """The pip commands that bring the interpreter in line with a requirements file: ``-r`` for the
+    ordinary lines, then one ``--no-deps`` install of every ``# no-deps:`` pin that does not hold."""
+    pip = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check"]
+    commands = [[*pip, "-r", str(requirements)]]
+    stale = [pin for pin in read_no_deps_pins(requirements) if unsatisfied_pins([pin])]
+    if stale:
+        commands.append([*pip, "--no-deps", *(f"{pin.name}=={pin.version}" for pin in stale)])
+    return commands
 
 
 def install_requirements(requirements: Path) -> None:
@@ -89,8 +117,8 @@ def install_requirements(requirements: Path) -> None:
     if requirements_satisfied(requirements):
         return
     print(f"Installing {requirements.name} (first run or changed pins)...", flush=True)
-    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements)]
-    subprocess.run(command, check=True)
+    for command in install_commands(requirements):
+        subprocess.run(command, check=True)
 
 
 def create_venv(venv_dir: Path) -> None:

@@ -51,6 +51,7 @@ class Options:
     eta_ddim: float = 0.0
     eta_noise_seed_delta: int = 0
     randn_source: str = "CPU"
+    no_dpmpp_sde_batch_determinism: bool = False
     # Prompts (Stable Diffusion section)
     comma_padding_backtrack: int = 20
     emphasis: str = "Original"

@@ -72,6 +72,9 @@ class Txt2ImgParams:
     seed_resize_from_w: int = 0
     eta_noise_seed_delta: int = 0
     rng: RngSource = RngSource.CPU
+    # A1111's setting "Do not make DPM++ SDE deterministic across different batch sizes", inverted:
+    # True = one Brownian tree per image (the default), False = one for the whole batch.
+    sde_batch_determinism: bool = True
     clip_skip: int | None = None  # A1111's "Clip skip": 1 (or None) = the family's own layer
     sampler_knobs: tuple[tuple[str, Any], ...] = field(default=())
     tiling: bool = False

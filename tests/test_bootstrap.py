@@ -48,6 +48,32 @@ def test_requirements_with_unpinned_lines_are_left_to_pip(tmp_path: Path) -> Non
     assert bootstrap.requirements_satisfied(req)
 
 
+def test_no_deps_pins_are_read_checked_and_installed_without_dependencies(tmp_path: Path) -> None:
+    req = tmp_path / "r.txt"
+    req.write_text(f"pytest=={pytest.__version__}\n# no-deps: surely-not-an-installed-package==1.0\n# a comment\n")
+    assert bootstrap.read_pins(req) == [bootstrap.Pin("pytest", pytest.__version__)]
+    assert bootstrap.read_no_deps_pins(req) == [bootstrap.Pin("surely-not-an-installed-package", "1.0")]
+    assert not bootstrap.requirements_satisfied(req)  # the no-deps pin is missing
+    commands = bootstrap.install_commands(req)
+    assert commands[0][-2:] == ["-r", str(req)]
+    assert commands[1][-2:] == ["--no-deps", "surely-not-an-installed-package==1.0"]
+    req.write_text(f"# no-deps: pytest=={pytest.__version__}\n")
+    assert bootstrap.requirements_satisfied(req)
+    assert len(bootstrap.install_commands(req)) == 1  # a pin that holds is not reinstalled
+
+
+def test_no_deps_line_without_exact_pin_is_refused(tmp_path: Path) -> None:
+    req = tmp_path / "r.txt"
+    req.write_text("# no-deps: k-diffusion>=0.1\n")
+    with pytest.raises(ValueError, match="exact pin"):
+        bootstrap.read_no_deps_pins(req)
+
+
+def test_test_requirements_hold_the_sampler_oracle_without_its_dependencies() -> None:
+    pins = bootstrap.read_no_deps_pins(ROOT / "requirements-test.txt")
+    assert bootstrap.Pin("k-diffusion", "0.1.1.post1") in pins
+
+
 def test_split_command() -> None:
     assert launch.split_command(["test", "-k", "x"]) == ("test", ["-k", "x"])
     assert launch.split_command(["--port", "1"]) == ("serve", ["--port", "1"])

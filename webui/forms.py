@@ -97,6 +97,7 @@ def with_job_settings(params: Txt2ImgParams, options: Options) -> Txt2ImgParams:
     return dataclasses.replace(
         params, clip_skip=options.CLIP_stop_at_last_layers, eta_noise_seed_delta=options.eta_noise_seed_delta,
         rng=RngSource.from_label(options.randn_source), sampler_knobs=tuple(knobs.items()),
+        sde_batch_determinism=not options.no_dpmpp_sde_batch_determinism,
     )
 
 

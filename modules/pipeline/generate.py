@@ -122,6 +122,7 @@ def batch_noise_spec(params: Txt2ImgParams, model: LoadedModel, seeds: tuple[int
         seeds=seeds, latent_shape=shape, subseeds=subseeds, subseed_strength=params.subseed_strength,
         seed_resize_from_h=params.seed_resize_from_h, seed_resize_from_w=params.seed_resize_from_w,
         eta_noise_seed_delta=params.eta_noise_seed_delta, source=params.rng, latent_downscale=factor,
+        brownian_per_image=params.sde_batch_determinism,
     )
 
 

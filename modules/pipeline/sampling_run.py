@@ -16,12 +16,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from modules.models.families import Prediction
 from modules.models.load import LoadedModel
 from modules.models.vae_decode import decode_latents
 from modules.models.vae_tiling import tiled_decode, tiled_encode
 from modules.pipeline.conditioning import PromptOptions, StepConditioning, plan_prompts, step_conditioning
-from modules.sampling.catalog import initial_noise_scale, resolve_sampler, resolve_schedule, sampler_sigmas
-from modules.sampling.denoiser import CFGDenoiser, DiscreteDenoiser, ScheduledCFGDenoiser
+from modules.sampling.brownian import BrownianNoise, ladder_range
+from modules.sampling.catalog import SamplerSpec, initial_noise_scale, resolve_sampler, resolve_schedule, sampler_sigmas
+from modules.sampling.denoiser import CFGDenoiser, DiscreteDenoiser, LCMDenoiser, ScheduledCFGDenoiser
 from modules.sampling.noise import ImageNoise, NoiseSpec
 from modules.sampling.samplers import SamplerStep
 from modules.sampling.schedules import scaled_linear_alphas_cumprod, sigmas_from_alphas_cumprod
@@ -56,6 +58,35 @@ def sigma_ladder(model: LoadedModel, choice: SamplingChoice) -> Tensor:
     return sampler_sigmas(sampler, schedule, choice.steps, model_sigmas)
 
 
+def starting_point(
+    sampler: SamplerSpec, spec: NoiseSpec, sigmas: Tensor, full_ladder: Tensor, device: torch.device | str,
+    dtype: torch.dtype, start: Tensor | None = None, noise_multiplier: float = 1.0,
+) -> tuple[Tensor, ImageNoise | BrownianNoise]:
+    """The latent a sampler starts from, and the source of its step noise, as A1111 draws them:
+    each image's first draw of its seed's generator, scaled to ``sigmas[0]`` (txt2img) or added to
+    ``start`` (img2img); then the generators' continuation, or the Brownian trees of the SDE
+    samplers over ``full_ladder`` (the uncut ladder)."""
+    noise = ImageNoise(spec, device=device, dtype=dtype)
+    if start is None:
+        x = noise.initial_noise() * initial_noise_scale(sampler, float(sigmas[0]))
+    else:
+        x = start + noise.initial_noise() * (sigmas[0] * noise_multiplier)
+    return x, sampler_noise(sampler, noise, spec, full_ladder)
+
+
+def sampler_noise(
+    sampler: SamplerSpec, image_noise: ImageNoise, spec: NoiseSpec, full_ladder: Tensor
+) -> ImageNoise | BrownianNoise:
+    """Where the sampler's step noise comes from: the per-image generators, or for the SDE
+    samplers Brownian trees seeded with the image seeds over the full ladder's range (A1111
+    builds them over the whole ladder, also when img2img starts part way down)."""
+    if not sampler.sde:
+        return image_noise
+    low, high = ladder_range(full_ladder)
+    return BrownianNoise(spec.seeds, low, high, per_image=spec.brownian_per_image, source=spec.source,
+                         device=image_noise.device)
+
+
 def text_conditioning(model: LoadedModel, prompts: Sequence[str], negatives: Sequence[str], choice: SamplingChoice) -> StepConditioning:
     """Prompts parsed into per-step schedules, every distinct text encoded once, all with the same
     number of 77-token chunks so cond and uncond share one batch.
@@ -79,12 +110,11 @@ def sample_txt2img_latents(
 ) -> Tensor:
     sampler, _ = resolve_sampler(choice.sampler_name)
     sigmas = sigma_ladder(model, choice).to(model.policy.device)
-    noise = ImageNoise(noise_spec, device=model.policy.device, dtype=model.policy.unet_dtype)
-    x = noise.initial_noise() * initial_noise_scale(sampler, float(sigmas[0]))
+    x, step_noise = starting_point(sampler, noise_spec, sigmas, sigmas, model.policy.device, model.policy.unet_dtype)
     conditioning = blank_image_conditioning(model, x) if model.detected.family.is_inpainting else None
     denoiser = guided_denoiser(model, prompts, negatives, choice, conditioning, sigmas)
     with torch.inference_mode():
-        return sampler(denoiser, x, sigmas, noise=noise, callback=callback, **choice.knobs)
+        return sampler(denoiser, x, sigmas, noise=step_noise, callback=callback, **choice.knobs)
 
 
 def inpainting_unet(unet: Callable[..., Tensor]) -> Callable[..., Tensor]:
@@ -102,13 +132,21 @@ def guided_denoiser(
     composable form over ``sigmas`` (the ladder this run walks)."""
     conditioning = text_conditioning(model, prompts, negatives, choice)
     net = model.unet_call() if image_conditioning is None else inpainting_unet(model.unet_call())
-    inner = DiscreteDenoiser.from_alphas_cumprod(
-        net, model_alphas_cumprod(model).to(model.policy.device), model.detected.prediction
-    )
+    model_sigmas = sigmas_from_alphas_cumprod(model_alphas_cumprod(model).to(model.policy.device))
+    inner = model_denoiser(resolve_sampler(choice.sampler_name)[0], net, model_sigmas, model.detected.prediction)
     extra = {} if image_conditioning is None else {"c_concat": image_conditioning}
     if conditioning.plan.is_static:
         return CFGDenoiser(inner, *conditioning.static(), choice.cfg_scale, extra)
     return ScheduledCFGDenoiser(inner, conditioning, sigmas, choice.cfg_scale, extra)
+
+
+def model_denoiser(
+    sampler: SamplerSpec, net: Callable[..., Tensor], model_sigmas: Tensor, prediction: Prediction
+) -> DiscreteDenoiser | LCMDenoiser:
+    """The net as an x0 estimator for this sampler: LCM's own denoiser for LCM (as A1111), else
+    the model's discrete schedule."""
+    kind = LCMDenoiser if sampler.lcm else DiscreteDenoiser
+    return kind(net, model_sigmas, prediction)
 
 
 def inpainting_conditioning(model: LoadedModel, masked_image_latents: Tensor, repaint: Tensor) -> Tensor:
@@ -208,14 +246,15 @@ def sample_img2img_latents(
     noise_multiplier: float = 1.0,
 ) -> Tensor:
     sampler, _ = resolve_sampler(choice.sampler_name)
-    sigmas = img2img_ladder(sigma_ladder(model, choice), choice.steps, denoising_strength).to(model.policy.device)
+    full_ladder = sigma_ladder(model, choice)
+    sigmas = img2img_ladder(full_ladder, choice.steps, denoising_strength).to(model.policy.device)
     start = init_latents.to(model.policy.device, model.policy.unet_dtype)
-    noise = ImageNoise(noise_spec, device=model.policy.device, dtype=model.policy.unet_dtype)
-    x = start + noise.initial_noise() * (sigmas[0] * noise_multiplier)
+    x, step_noise = starting_point(sampler, noise_spec, sigmas, full_ladder, model.policy.device,
+                                   model.policy.unet_dtype, start, noise_multiplier)
     if image_conditioning is None and model.detected.family.is_inpainting:
         image_conditioning = blank_image_conditioning(model, x)
     guided = guided_denoiser(model, prompts, negatives, choice, image_conditioning, sigmas)
     denoiser = guided if mask is None else (lambda x_, sigma: mask.blend(guided(x_, sigma)))
     with torch.inference_mode():
-        result = sampler(denoiser, x, sigmas, noise=noise, callback=callback, **choice.knobs)
+        result = sampler(denoiser, x, sigmas, noise=step_noise, callback=callback, **choice.knobs)
     return result if mask is None else mask.blend(result)

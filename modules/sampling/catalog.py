@@ -128,6 +128,9 @@ class SamplerSpec:
     variance-preserving latent (DDIM, PLMS, UniPC), i.e. x = noise * sqrt(1 + sigma_max^2)
     here (``initial_noise_scale``). ``ends_at_sigma_min``: it returns the latent at
     the ladder's last non-zero level rather than at 0 (DPM fast, DPM adaptive).
+    ``lcm``: A1111 runs it over the LCM's own 50-timestep table with the LCM
+    denoiser (``schedules.lcm_model_sigmas``, ``denoiser.LCMDenoiser``): its
+    schedules are built from that table instead of the model's.
     """
 
     name: str
@@ -142,6 +145,7 @@ class SamplerSpec:
     uses_ensd: bool = False
     vp_initial_noise: bool = False
     ends_at_sigma_min: bool = False
+    lcm: bool = False
     fixed_knobs: tuple[tuple[str, Any], ...] = ()  # (name, value) pairs passed on every call
 
     def __call__(self, denoiser: s.Denoiser, x: Tensor, sigmas: Tensor, **kwargs: Any) -> Tensor:
@@ -223,7 +227,7 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
     SamplerSpec(
         "UniPC", ("unipc",), s.sample_unipc, "sgm_uniform", ("order", "variant", "lower_order_final"), vp_initial_noise=True
     ),
-    SamplerSpec("LCM", ("k_lcm",), s.sample_lcm),
+    SamplerSpec("LCM", ("k_lcm",), s.sample_lcm, lcm=True),
 )
 
 
@@ -300,12 +304,16 @@ def sampler_sigmas(
 ) -> Tensor:
     """The ladder a sampler walks for ``steps`` steps: ``steps`` sigmas and a final 0.
 
+    For LCM the model's table is first narrowed to the LCM's 50 timesteps, as A1111 does.
+
     Samplers flagged ``discard_penultimate_sigma`` (DPM2, DPM2 a, DPM++ 3M SDE),
     or all of them with A1111's "always discard next-to-last sigma" setting, get a
     ladder built for steps + 1 with its next-to-last level removed, as A1111 does.
     """
     builder = effective_schedule(sampler, schedule).build
     assert builder is not None  # effective_schedule never returns Automatic
+    if sampler.lcm:
+        model_sigmas = sch.lcm_model_sigmas(model_sigmas)
     discard = sampler.discard_penultimate_sigma or always_discard_penultimate
     ladder = builder(steps + 1 if discard else steps, model_sigmas, options)
     return torch.cat([ladder[:-2], ladder[-1:]]) if discard else ladder

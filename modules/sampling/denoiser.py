@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from modules.models.families import Prediction
-from modules.sampling.schedules import sigma_to_timestep, sigmas_from_alphas_cumprod
+from modules.sampling.schedules import lcm_model_sigmas, lcm_stride, sigma_to_timestep, sigmas_from_alphas_cumprod
 
 # model(x_scaled, timestep, **cond) -> eps or v, the UNet's calling convention.
 NoisePredictor = Callable[..., Tensor]
@@ -58,6 +58,47 @@ class DiscreteDenoiser:
         c_skip = 1 / (column**2 + 1)
         c_out = -column * c_in
         return (x * c_skip + output * c_out).to(x.dtype)
+
+
+# LCM's boundary condition (Luo et al. 2023, eq. 7 with Song et al. 2023's c_skip/c_out):
+# sigma_data 0.5, timestep scaled by 10, as the LCM releases and A1111 use.
+LCM_SIGMA_DATA = 0.5
+LCM_TIMESTEP_SCALING = 10.0
+
+
+@dataclass(frozen=True, eq=False)
+class LCMDenoiser:
+    """A latent consistency model as ``denoiser(x, sigma, **cond) -> x0``, as A1111 v1.10 runs LCM.
+
+    The model is asked at the LCM timestep (``schedules.lcm_model_sigmas``)
+    nearest to sigma in log sigma, never between two; its x0 estimate (as
+    ``DiscreteDenoiser``, with the exact sigma) then goes through the consistency
+    boundary condition f = c_out x0 + c_skip x, with c_skip = s_d^2 / (s^2 + s_d^2)
+    and c_out = s / sqrt(s^2 + s_d^2) at s = 10 t (the x here being the EDM latent,
+    as in A1111).
+    """
+
+    model: NoisePredictor
+    model_sigmas: Tensor  # the model's full training sigmas, ascending in t
+    prediction: Prediction = Prediction.EPS
+
+    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        sigma = _per_image(sigma, x)
+        table = lcm_model_sigmas(self.model_sigmas).to(device=x.device, dtype=sigma.dtype)
+        stride = lcm_stride(self.model_sigmas)
+        nearest = (sigma.log()[:, None] - table.log()[None, :]).abs().argmin(dim=1)
+        timestep = (nearest * stride + (stride - 1)).to(sigma.dtype)
+        column = sigma.reshape(-1, *([1] * (x.dim() - 1)))
+        c_in = 1 / (column**2 + 1) ** 0.5
+        output = self.model(x * c_in.to(x.dtype), timestep, **cond)
+        if self.prediction is Prediction.EPS:
+            denoised = x - output * column
+        else:
+            denoised = x * (1 / (column**2 + 1)) + output * (-column * c_in)
+        scaled = (timestep * LCM_TIMESTEP_SCALING).reshape(column.shape)
+        c_skip = LCM_SIGMA_DATA**2 / (scaled**2 + LCM_SIGMA_DATA**2)
+        c_out = scaled / (scaled**2 + LCM_SIGMA_DATA**2) ** 0.5
+        return (denoised * c_out + x * c_skip).to(x.dtype)
 
 
 def _per_image(sigma: Tensor | float, x: Tensor) -> Tensor:

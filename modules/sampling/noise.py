@@ -120,8 +120,12 @@ class RngSource(str, Enum):
 class NoiseSource(Protocol):
     """What samplers draw their step noise from."""
 
-    def randn_like(self, x: torch.Tensor) -> torch.Tensor:
-        """Standard normal noise shaped like ``x``; row k from image k's generator."""
+    def randn_like(self, x: torch.Tensor, rows: Sequence[bool] | None = None) -> torch.Tensor:
+        """Standard normal noise shaped like ``x``; row k from image k's generator.
+
+        With ``rows``, only the images flagged True draw (their generators advance);
+        the other rows are zero and their generators stay where they are.
+        """
         ...
 
 
@@ -132,7 +136,10 @@ class NoiseSpec:
     ``seeds`` / ``subseeds`` are per image (see ``image_seeds``). A resize-from
     size in pixels (``seed_resize_from_h``/``_w``) is active only when both are
     > 0, as in A1111 (its API sends -1 for "off"). ``latent_downscale`` is the
-    autoencoder's pixels-per-latent factor, 8 for SD1/SD2.
+    autoencoder's pixels-per-latent factor, 8 for SD1/SD2. ``brownian_per_image``:
+    the SDE samplers' Brownian noise has one tree per image (A1111's default), or,
+    when False (A1111's "Do not make DPM++ SDE deterministic across different batch
+    sizes"), one for the batch (``brownian.BrownianNoise``).
     """
 
     seeds: tuple[int, ...]
@@ -144,6 +151,7 @@ class NoiseSpec:
     eta_noise_seed_delta: int = 0
     source: RngSource = RngSource.CPU
     latent_downscale: int = DEFAULT_LATENT_DOWNSCALE
+    brownian_per_image: bool = True
 
     def __post_init__(self) -> None:
         _validate_seeds("seeds", self.seeds)
@@ -214,8 +222,12 @@ class ImageNoise:
             self._generators = [self._generator(seed + delta) for seed in self.spec.seeds]
         return torch.stack(rows).to(dtype=self.dtype)
 
-    def randn_like(self, x: torch.Tensor) -> torch.Tensor:
-        """Step noise shaped like ``x`` (batch first); row k continues image k's generator."""
+    def randn_like(self, x: torch.Tensor, rows: Sequence[bool] | None = None) -> torch.Tensor:
+        """Step noise shaped like ``x`` (batch first); row k continues image k's generator.
+
+        ``rows`` (one flag per image) limits the draw to the flagged images; the
+        others get zeros and keep their generators' positions.
+        """
         if not self._initial_drawn:
             raise RuntimeError("randn_like() called before initial_noise(); the initial noise must be drawn first")
         if x.dim() < 1 or x.shape[0] != self.batch_size:
@@ -223,8 +235,15 @@ class ImageNoise:
                 f"randn_like: tensor of shape {tuple(x.shape)} has a batch dimension that does not match "
                 f"the {self.batch_size} image generator(s)"
             )
-        rows = [self._draw(generator, tuple(x.shape[1:])) for generator in self._generators]
-        return torch.stack(rows).to(device=x.device, dtype=x.dtype)
+        if rows is not None and len(rows) != self.batch_size:
+            raise ValueError(f"randn_like: {len(rows)} row flags given for {self.batch_size} images")
+        shape = tuple(x.shape[1:])
+        flags = [True] * self.batch_size if rows is None else list(rows)
+        drawn = [
+            self._draw(generator, shape) if flag else torch.zeros(shape, device=self.device)
+            for generator, flag in zip(self._generators, flags)
+        ]
+        return torch.stack(drawn).to(device=x.device, dtype=x.dtype)
 
     def _initial_row(self, index: int) -> torch.Tensor:
         """One image's initial noise, float32 on ``device``."""

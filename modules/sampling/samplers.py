@@ -11,10 +11,14 @@ scaled to ``sigmas[0]`` and ``sigmas`` ends with 0. The ODE they integrate is
 dx/dsigma = (x - D(x, sigma)) / sigma (Karras et al. 2022, eq. 3).
 
 Randomness: every draw is ``noise.randn_like(x)``, whose row k comes from image
-k's own generator; nothing touches the global torch RNG, so image k of a batch
-equals the same seed sampled alone. Samplers with a stochastic knob (eta,
+k's own generator, except in the SDE samplers (DPM++ SDE, 2M SDE, 3M SDE), whose
+noise is the increment of each image's Brownian path between two levels,
+``noise.between(x, sigma, sigma_next)`` (``brownian.py``). Nothing touches the
+global torch RNG, so image k of a batch equals the same seed sampled alone.
+Draws happen where A1111's (k-diffusion's) samplers make them, so a stream shared
+by several draws lines up with A1111's: samplers with a stochastic knob (eta,
 s_churn) draw only when it is non-zero, and only at steps that end above
-sigma = 0; Restart and LCM always draw.
+sigma = 0; Restart and LCM always draw; DPM adaptive draws on accepted steps only.
 
 Per-step scalars are computed in Python floats from the ladder, so batched and
 single-image runs do identical arithmetic on each image.
@@ -33,6 +37,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from modules.sampling.brownian import IncrementSource
 from modules.sampling.noise import NoiseSource
 from modules.sampling.schedules import karras_sigmas
 
@@ -140,12 +145,17 @@ def _churn(
     """Karras et al. 2022, Algorithm 2, lines 4-6: raise the level to sigma_hat = (1 + gamma) sigma.
 
     gamma = min(s_churn / N, sqrt(2) - 1) inside [s_tmin, s_tmax], else 0.
+    A1111 (k-diffusion) draws a noise every step, used or not; with churn on, steps
+    outside [s_tmin, s_tmax] draw too, so later steps see the same noise stream.
     """
+    if s_churn <= 0:
+        return x, sigma
+    draw = noise.randn_like(x)
     gamma = min(s_churn / steps, math.sqrt(2) - 1) if s_tmin <= sigma <= s_tmax else 0.0
     if gamma <= 0:
         return x, sigma
     sigma_hat = sigma * (1 + gamma)
-    return _add_noise(x, noise, s_noise * math.sqrt(sigma_hat**2 - sigma**2)), sigma_hat
+    return x + draw * (s_noise * math.sqrt(sigma_hat**2 - sigma**2)), sigma_hat
 
 
 # -- Euler, Heun, DPM2 (Karras et al. 2022) --------------------------------------------------------
@@ -360,7 +370,7 @@ def sample_dpmpp_sde(
     x: Tensor,
     sigmas: Tensor,
     *,
-    noise: NoiseSource,
+    noise: IncrementSource,
     callback: StepCallback | None = None,
     eta: float = 1.0,
     s_noise: float = 1.0,
@@ -370,8 +380,9 @@ def sample_dpmpp_sde(
     first-order step to the intermediate level sigma * e^(-r h), then the full step with the
     x0 estimates of both levels mixed 1 - 1/(2r) : 1/(2r), each step adding its own noise.
 
-    A1111 draws the two noises as increments of one Brownian tree per image; here
-    they come from the image's generator with the same joint law (``_bridged_noise``).
+    The two noises are increments of one Brownian path per image, from sigma to the
+    intermediate level and from sigma to the next one (``noise.between``), so they are
+    correlated as A1111's Brownian tree makes them.
     """
     if not 0.0 < r < 1.0:
         raise ValueError(f"DPM++ SDE: r must lie strictly between 0 and 1, got {r}")
@@ -384,10 +395,11 @@ def sample_dpmpp_sde(
             x = _euler_to(x, denoised, sigma, sigma_next)
         else:
             sigma_mid = sigma * math.exp(-r * math.log(sigma / sigma_next))
-            full, partial = _bridged_noise(x, noise, sigma, sigma_mid, sigma_next) if eta > 0 else (None, None)
+            partial = noise.between(x, sigma, sigma_mid) if eta > 0 else None
             x_mid = _ancestral_euler(x, denoised, sigma, sigma_mid, eta, partial, s_noise)
             weight = 1 / (2 * r)
             blended = denoised * (1 - weight) + model(x_mid, sigma_mid) * weight
+            full = noise.between(x, sigma, sigma_next) if eta > 0 else None
             x = _ancestral_euler(x, blended, sigma, sigma_next, eta, full, s_noise)
         _report(callback, i, steps, sigma, x, denoised)
     return x
@@ -402,27 +414,12 @@ def _ancestral_euler(
     return x if draw is None else x + draw * (s_noise * up)
 
 
-def _bridged_noise(
-    x: Tensor, noise: NoiseSource, sigma: float, sigma_mid: float, sigma_next: float
-) -> tuple[Tensor, Tensor]:
-    """Unit-variance Brownian increments over [sigma_next, sigma] and its part [sigma_mid, sigma].
-
-    The full increment is drawn first, then the sub-increment from the Brownian
-    bridge given it: corr = sqrt(f) with f = (sigma - sigma_mid) / (sigma - sigma_next),
-    the correlation a Brownian path in sigma gives the two.
-    """
-    full = noise.randn_like(x)
-    fraction = (sigma - sigma_mid) / (sigma - sigma_next)
-    partial = full * math.sqrt(fraction) + noise.randn_like(x) * math.sqrt(1 - fraction)
-    return full, partial
-
-
 def sample_dpmpp_2m_sde(
     denoiser: Denoiser,
     x: Tensor,
     sigmas: Tensor,
     *,
-    noise: NoiseSource,
+    noise: IncrementSource,
     callback: StepCallback | None = None,
     eta: float = 1.0,
     s_noise: float = 1.0,
@@ -454,7 +451,7 @@ def sample_dpmpp_2m_sde(
                 decay = -math.expm1(-(1 + eta) * h)
                 weight = 0.5 * decay if solver_type == "midpoint" else 1 - decay / ((1 + eta) * h)
                 x = x + (denoised - previous) * (weight * h / previous_h)
-            x = _sde_noise(x, noise, sigma_next, h, eta, s_noise)
+            x = _sde_noise(x, noise, sigma, sigma_next, h, eta, s_noise)
             previous_h = h
         previous = denoised
         _report(callback, i, steps, sigma, x, denoised)
@@ -469,11 +466,14 @@ def _exponential_sde_base(
     return x * (sigma_next / sigma * math.exp(-eta * h)) + denoised * -math.expm1(-(1 + eta) * h)
 
 
-def _sde_noise(x: Tensor, noise: NoiseSource, sigma_next: float, h: float, eta: float, s_noise: float) -> Tensor:
-    """The SDE step's fresh noise, std sigma_next sqrt(1 - e^(-2 eta h)); none when eta = 0."""
+def _sde_noise(
+    x: Tensor, noise: IncrementSource, sigma: float, sigma_next: float, h: float, eta: float, s_noise: float
+) -> Tensor:
+    """The SDE step's noise, the path's increment over the step scaled to std
+    sigma_next sqrt(1 - e^(-2 eta h)); none when eta = 0."""
     if eta <= 0:
         return x
-    return _add_noise(x, noise, s_noise * sigma_next * math.sqrt(-math.expm1(-2 * eta * h)))
+    return x + noise.between(x, sigma, sigma_next) * (s_noise * sigma_next * math.sqrt(-math.expm1(-2 * eta * h)))
 
 
 def sample_dpmpp_3m_sde(
@@ -481,7 +481,7 @@ def sample_dpmpp_3m_sde(
     x: Tensor,
     sigmas: Tensor,
     *,
-    noise: NoiseSource,
+    noise: IncrementSource,
     callback: StepCallback | None = None,
     eta: float = 1.0,
     s_noise: float = 1.0,
@@ -501,7 +501,7 @@ def sample_dpmpp_3m_sde(
             h = math.log(sigma / sigma_next)
             x = _exponential_sde_base(x, denoised, sigma, sigma_next, h, eta)
             x = x + _third_order_terms(denoised, history, h, (1 + eta) * h)
-            x = _sde_noise(x, noise, sigma_next, h, eta, s_noise)
+            x = _sde_noise(x, noise, sigma, sigma_next, h, eta, s_noise)
             history = (history + [(denoised, h)])[-2:]
         _report(callback, i, steps, sigma, x, denoised)
     return x
@@ -741,8 +741,10 @@ def sample_dpm_adaptive(
     an order-``order`` step and its embedded lower-order step from the same evaluations, and
     their scaled difference decides acceptance and the next step size.
 
-    Each image has its own step sizes (A1111 shares one error norm across the
-    batch), so an image's result does not depend on its batch. Ends at the
+    Each image has its own step sizes and draws its ancestral noise on its own
+    accepted steps only, so an image's result does not depend on its batch and a
+    batch of one is A1111's picture. (A1111 shares one error norm, hence one
+    accept/reject decision and one step size, across the batch.) Ends at the
     ladder's last non-zero level, as A1111 does. ``callback`` reports progress as
     the fraction of the lambda range covered, so its index may repeat.
     """
@@ -766,10 +768,11 @@ def sample_dpm_adaptive(
             return x
         attempt = walk.plan(eta)
         x_high, x_low, denoised = _dpm_solver_pair(model, x, attempt.sigma, attempt.target, order)
-        draw = noise.randn_like(x) if eta > 0 else None
         errors = [_scaled_error(x_low[k], x_high[k], x_previous[k], rtol, atol) for k in range(x.shape[0])]
         accepted = walk.advance(control, attempt, errors)
-        if draw is not None:
+        if eta > 0 and any(accepted):
+            # Only an accepted step draws (as k-diffusion): a rejected attempt leaves the stream alone.
+            draw = noise.randn_like(x, rows=accepted)
             x_high = x_high + draw * _column(x, [s_noise * value for value in attempt.up])
         mask = _column(x, [1.0 if flag else 0.0 for flag in accepted]) > 0
         x, x_previous = torch.where(mask, x_high, x), torch.where(mask, x_low, x_previous)

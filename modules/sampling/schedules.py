@@ -103,6 +103,26 @@ def sigma_to_timestep(sigma: Tensor | float, model_sigmas: Tensor) -> Tensor:
     return (low.to(dtype) + weight).reshape(log_sigma.shape)
 
 
+LCM_ORIGINAL_STEPS = 50  # Luo et al. 2023, "Latent Consistency Models": the skipping-step schedule of 50 timesteps
+
+
+def lcm_stride(model_sigmas: Tensor) -> int:
+    """Training timesteps between two of the LCM table's (20 for a 1000-step model)."""
+    stride = len(model_sigmas) // LCM_ORIGINAL_STEPS
+    if stride < 1:
+        raise ValueError(f"LCM needs a model schedule of at least {LCM_ORIGINAL_STEPS} timesteps, got {len(model_sigmas)}")
+    return stride
+
+
+def lcm_model_sigmas(model_sigmas: Tensor) -> Tensor:
+    """The 50 noise levels an LCM was distilled on, ascending: timesteps T-1, T-1-k, ..., k-1
+    with k = T / 50 (999, 979, ..., 19 for SD), as A1111's LCM denoiser tables them. Its
+    smallest level (t = 19) is ~0.1345 for SD, where the model's own table goes down to 0.0292."""
+    stride = lcm_stride(model_sigmas)
+    last = len(model_sigmas) - 1
+    return model_sigmas[[last - k * stride for k in reversed(range(LCM_ORIGINAL_STEPS))]]
+
+
 # -- ladders ------------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import math
 import torch
 from torch import Tensor
 
+from modules.sampling.brownian import BrownianNoise, ladder_range
 from modules.sampling.schedules import sd_model_sigmas
 
 MODEL_SIGMAS = sd_model_sigmas()
@@ -51,17 +52,30 @@ class GaussianData:
 
 
 class SeededNoise:
-    """The NoiseSource contract: row k of every draw comes from image k's own generator."""
+    """The NoiseSource contract: row k of every draw comes from image k's own generator; and,
+    given the ladder, the SDE samplers' IncrementSource: one Brownian tree per image seed over
+    the ladder's range (``brownian.BrownianNoise``, as the pipeline builds it)."""
 
-    def __init__(self, seeds: list[int] | tuple[int, ...]):
+    def __init__(self, seeds: list[int] | tuple[int, ...], sigmas: Tensor | None = None):
         self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        self.brownian = None if sigmas is None else BrownianNoise(list(seeds), *ladder_range(sigmas))
         self.draws = 0
 
-    def randn_like(self, x: Tensor) -> Tensor:
+    def between(self, x: Tensor, sigma: float, sigma_next: float) -> Tensor:
+        assert self.brownian is not None, "an SDE sampler needs SeededNoise(seeds, sigmas)"
+        self.draws += 1
+        return self.brownian.between(x, sigma, sigma_next)
+
+    def randn_like(self, x: Tensor, rows=None) -> Tensor:
         assert x.shape[0] == len(self.generators), "batch and generators disagree"
         self.draws += 1
-        rows = [torch.randn(tuple(x.shape[1:]), generator=g, dtype=torch.float32) for g in self.generators]
-        return torch.stack(rows).to(device=x.device, dtype=x.dtype)
+        flags = [True] * len(self.generators) if rows is None else list(rows)
+        shape = tuple(x.shape[1:])
+        drawn = [
+            torch.randn(shape, generator=g, dtype=torch.float32) if flag else torch.zeros(shape)
+            for g, flag in zip(self.generators, flags)
+        ]
+        return torch.stack(drawn).to(device=x.device, dtype=x.dtype)
 
 
 def start_noise(seeds: list[int] | tuple[int, ...], shape: tuple[int, ...] = SHAPE, dtype=torch.float32) -> Tensor:

@@ -176,11 +176,11 @@ def test_fixed_knobs_apply_and_cannot_be_overridden():
     data = GaussianData()
     sigmas = catalog.sampler_sigmas(heun, None, 6, MODEL_SIGMAS)
     x = start_noise([1]) * sigmas[0]
-    a = heun(data.denoise, x, sigmas, noise=SeededNoise([1]))
-    b = midpoint(data.denoise, x, sigmas, noise=SeededNoise([1]))
+    a = heun(data.denoise, x, sigmas, noise=SeededNoise([1], sigmas))
+    b = midpoint(data.denoise, x, sigmas, noise=SeededNoise([1], sigmas))
     assert not torch.equal(a, b), "the Heun variant must differ from the midpoint one"
     with pytest.raises(ValueError, match="solver_type is fixed"):
-        heun(data.denoise, x, sigmas, noise=SeededNoise([1]), solver_type="midpoint")
+        heun(data.denoise, x, sigmas, noise=SeededNoise([1], sigmas), solver_type="midpoint")
 
 
 def test_initial_noise_scale():

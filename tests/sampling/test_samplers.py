@@ -47,7 +47,7 @@ ODE_ORDER = {
 
 
 def run(spec: catalog.SamplerSpec, denoiser, x, sigmas, seeds=(7,), **knobs):
-    return spec(denoiser, x, sigmas, noise=SeededNoise(list(seeds)), **knobs)
+    return spec(denoiser, x, sigmas, noise=SeededNoise(list(seeds), sigmas), **knobs)
 
 
 def ode_error(name: str, steps: int) -> float:
@@ -117,7 +117,7 @@ def sample_statistics(name: str, knobs: dict, steps: int, denoiser=None) -> tupl
     spec, data = SPECS[name], GaussianData(shape=(4, 32, 32))
     sigmas = catalog.sampler_sigmas(spec, None, steps, MODEL_SIGMAS)
     x = data.mean + start_noise([5], (4, 32, 32)) * math.sqrt(data.std**2 + float(sigmas[0]) ** 2)
-    noise = SeededNoise([5])
+    noise = SeededNoise([5], sigmas)
     result = spec(denoiser or data.denoise, x, sigmas, noise=noise, **knobs)
     z = (result - data.mean) / data.std
     return float(z.mean()), float(z.std()), noise.draws
@@ -213,7 +213,7 @@ def test_samplers_draw_only_from_the_noise_source(global_rng_forbidden, name, kn
     spec, data = SPECS[name], GaussianData()
     sigmas = catalog.sampler_sigmas(spec, None, 24, MODEL_SIGMAS)
     x = start_noise([1, 2]) * sigmas[0]
-    noise = SeededNoise([1, 2])
+    noise = SeededNoise([1, 2], sigmas)
     result = spec(data.denoise, x, sigmas, noise=noise, **knobs)
     assert torch.isfinite(result).all()
     stochastic = spec.ancestral or spec.sde or name in ("Restart", "LCM") or any(knobs.values())

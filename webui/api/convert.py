@@ -33,10 +33,12 @@ PARAM_TO_REQUEST = {
     "checkpoint": "override_settings.sd_model_checkpoint", "vae": "override_settings.sd_vae",
     "clip_skip": "override_settings.CLIP_stop_at_last_layers", "rng": "override_settings.randn_source",
     "eta_noise_seed_delta": "override_settings.eta_noise_seed_delta", "sampler_knobs": "eta",
+    "sde_batch_determinism": "override_settings.no_dpmpp_sde_batch_determinism",
 }
 # Settings that become params fields for one request.
 SETTING_TO_PARAM = {"sd_model_checkpoint": "checkpoint", "sd_vae": "vae", "CLIP_stop_at_last_layers": "clip_skip",
-                    "eta_noise_seed_delta": "eta_noise_seed_delta", "randn_source": "rng"}
+                    "eta_noise_seed_delta": "eta_noise_seed_delta", "randn_source": "rng",
+                    "no_dpmpp_sde_batch_determinism": "sde_batch_determinism"}
 # A1111's sampler knobs and the value at which they do nothing (s_tmax 0 means "no upper bound").
 NEUTRAL_KNOBS = {"s_churn": 0.0, "s_tmin": 0.0, "s_tmax": 0.0, "s_noise": 1.0}
 DDIM_LIKE = frozenset({"DDIM"})
@@ -178,7 +180,8 @@ def settings_fields(settings: Settings, only_overridden: bool) -> dict[str, Any]
     values = {"checkpoint": options.sd_model_checkpoint if "sd_model_checkpoint" in settings.overridden else None,
               "vae": options.sd_vae if "sd_vae" in settings.overridden else None,
               "clip_skip": options.CLIP_stop_at_last_layers, "eta_noise_seed_delta": options.eta_noise_seed_delta,
-              "rng": RngSource.from_label(options.randn_source)}
+              "rng": RngSource.from_label(options.randn_source),
+              "sde_batch_determinism": not options.no_dpmpp_sde_batch_determinism}
     if not only_overridden:
         return values
     return {SETTING_TO_PARAM[key]: values[SETTING_TO_PARAM[key]] for key in settings.overridden if key in SETTING_TO_PARAM}

@@ -47,6 +47,7 @@ SECTIONS: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("eta_ddim", "Eta for DDIM"),
         ("eta_noise_seed_delta", "Eta noise seed delta (ENSD)"),
         ("randn_source", "Random number generator source"),
+        ("no_dpmpp_sde_batch_determinism", "Do not make DPM++ SDE deterministic across different batch sizes."),
     ),
     "Stable Diffusion": (
         ("CLIP_stop_at_last_layers", "Clip skip"),
