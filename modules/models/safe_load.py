@@ -5,6 +5,13 @@ no code path). ``.ckpt``/``.pt``/``.pth``/``.bin`` files are Python pickles,
 and unpickling can call any function the file names; they are opened only
 through ``torch.load(weights_only=True)``, whose unpickler accepts tensors and
 plain containers and refuses every other global. Nothing here turns that off.
+
+The one widening: CompVis's own release ``.ckpt`` files (sd-v1-*.ckpt, trained with
+PyTorch Lightning) also pickle Lightning's ``ModelCheckpoint`` class (the key of the
+saved callback state) and numpy scalars (``global_step``, ``epoch``). Those few names,
+and no others, resolve to inert stand-ins defined here: nothing of Lightning or numpy
+is imported or called, and the values they stand for are dropped with the other
+non-tensor entries.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import pickle
 import re
 import struct
+import threading
 import zipfile
 from pathlib import Path
 
@@ -34,6 +42,44 @@ _PICKLE_PROTO = 0x80
 _WEIGHTS_ONLY_REFUSAL = "Weights only load failed"
 _GLOBAL_IN_MESSAGE = re.compile(r"GLOBAL ([\w.]+[\w])")
 _REASON_IN_MESSAGE = re.compile(r"(Unsupported[^\n]*|Trying to load[^\n]*)")
+
+
+class _ForeignGlobalStandIn:
+    """What a stood-in global unpickles to: accepts any arguments and state, keeps nothing."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+
+class LightningModelCheckpointStandIn(_ForeignGlobalStandIn):
+    """Stands for ``pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint``, which Lightning
+    1.x checkpoints use as the key of the callback's saved state (a class, never called)."""
+
+
+class NumpyDtypeStandIn(_ForeignGlobalStandIn):
+    """Stands for ``numpy.dtype``, rebuilt as the first argument of a pickled numpy scalar."""
+
+
+class NumpyScalarStandIn(_ForeignGlobalStandIn):
+    """Stands for ``numpy.core.multiarray.scalar`` (a numpy int or float such as ``global_step``):
+    the value is not decoded, since only tensors are kept from a checkpoint."""
+
+
+# The exact global names (module + "." + qualified name, as the pickle's GLOBAL opcode spells
+# them) of CompVis's release checkpoints. numpy 2 writes the scalar under numpy._core.
+_STAND_INS = (
+    (LightningModelCheckpointStandIn, "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint"),
+    (NumpyDtypeStandIn, "numpy.dtype"),
+    (NumpyScalarStandIn, "numpy.core.multiarray.scalar"),
+    (NumpyScalarStandIn, "numpy._core.multiarray.scalar"),
+)
+STOOD_IN_GLOBALS = tuple(name for _, name in _STAND_INS)
+# torch keeps weights-only allowances in one process-wide set; the lock keeps two loads from
+# adding and removing the stand-ins under each other.
+_STAND_IN_LOCK = threading.Lock()
 
 
 class CheckpointError(ValueError):
@@ -111,7 +157,8 @@ def _load_pickle(path: Path, device: str | torch.device) -> object:
     is_zip = _check_pickle_container(path)
     try:
         # mmap needs torch.save's zip format; the legacy raw-pickle format is read whole.
-        return torch.load(path, map_location=device, weights_only=True, mmap=is_zip)
+        with _STAND_IN_LOCK, torch.serialization.safe_globals(list(_STAND_INS)):
+            return torch.load(path, map_location=device, weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as error:
         if _WEIGHTS_ONLY_REFUSAL in str(error):
             raise _unsafe(path, str(error)) from error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 import zipfile
 from pathlib import Path
 
@@ -184,3 +185,63 @@ def test_unsupported_suffix(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"\x08\x01")
     with pytest.raises(CheckpointError, match=r"model\.onnx: unsupported file type '\.onnx'"):
         load_state_dict(tmp_path / "model.onnx")
+
+
+# ----- CompVis's Lightning release checkpoints -----
+
+def _lightning_imported() -> bool:
+    return any(name.split(".")[0] == "pytorch_lightning" for name in sys.modules)
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["torch-zip", "torch-legacy"])
+@pytest.mark.parametrize("scalar_module", ["numpy.core.multiarray", "numpy._core.multiarray"])
+def test_compvis_release_checkpoint_loads_with_inert_stand_ins(tmp_path, zip_format, scalar_module):
+    from tests.models import pickle_forge
+    payload = pickle_forge.compvis_release_payload(_weights())
+    payload["global_step"] = pickle_forge.numpy_scalar(470000, scalar_module)
+    path = tmp_path / "sd-v1-4.ckpt"
+    pickle_forge.forge(path, payload, zip_format=zip_format)
+    # the file really names the globals the weights-only unpickler refuses by default
+    with pytest.raises(pickle.UnpicklingError, match="pytorch_lightning|numpy"):
+        torch.load(path, weights_only=True)
+    allowances_before = list(torch.serialization.get_safe_globals())
+
+    _assert_same(load_state_dict(path), _weights())
+
+    assert not _lightning_imported()
+    assert torch.serialization.get_safe_globals() == allowances_before, "stand-ins leaked past the load"
+    with pytest.raises(pickle.UnpicklingError):  # and torch.load alone still refuses the file
+        torch.load(path, weights_only=True)
+
+
+def test_stood_in_globals_run_nothing_when_called(tmp_path):
+    from tests.models.pickle_forge import MODEL_CHECKPOINT, Call, GlobalRef, forge
+    marker = tmp_path / "pwned"
+    payload = {"state_dict": _weights(),
+               "callback": Call(MODEL_CHECKPOINT, (f"touch {marker}",), {"__class__": "os.system"}),
+               "dtype": Call(GlobalRef("numpy", "dtype"), (f"touch {marker}",), ("anything",))}
+    forge(tmp_path / "m.ckpt", payload)
+    _assert_same(load_state_dict(tmp_path / "m.ckpt"), _weights())
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("module, name", [
+    ("pytorch_lightning.callbacks.model_checkpoint", "EarlyStopping"),
+    ("pytorch_lightning.callbacks", "model_checkpoint"),
+    ("pytorch_lightning", "Trainer"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy", "load"),
+    ("numpy.core.multiarray.scalar", "__globals__"),
+    ("os", "system"),
+])
+def test_any_other_global_beside_the_stand_ins_is_still_refused(tmp_path, module, name):
+    from tests.models.pickle_forge import Call, GlobalRef, compvis_release_payload, forge
+    marker = tmp_path / "pwned"
+    payload = compvis_release_payload(_weights())
+    payload["trap"] = Call(GlobalRef(module, name), (f"touch {marker}",))
+    forge(tmp_path / "crafted.ckpt", payload)
+    with pytest.raises(UnsafeCheckpointError) as caught:
+        load_state_dict(tmp_path / "crafted.ckpt")
+    assert caught.value.global_name == f"{module}.{name}"
+    assert "crafted.ckpt" in str(caught.value)
+    assert not marker.exists()
