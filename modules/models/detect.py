@@ -59,8 +59,26 @@ _NON_WEIGHT_KEYS = (
     OPEN_CLIP_PREFIX + "logit_scale",
     OPEN_CLIP_PREFIX + "attn_mask",
 )
+# Early SD1 files (made with transformers < 4.x's CLIPTextModel, whose modules sat directly under
+# the model) lack the ``text_model.`` level; A1111 renames these three prefixes the same way.
+_OLD_CLIP_L_PREFIX = "cond_stage_model.transformer."
+_OLD_CLIP_L_MODULES = ("embeddings.", "encoder.", "final_layer_norm.")
 _MAX_PREFIXES_SHOWN = 12
 _MAX_SAMPLES_SHOWN = 6
+
+
+def current_key(key: str) -> str:
+    """``key`` in today's layout: an old-layout CLIP-L key gains its ``text_model.`` level."""
+    if key.startswith(_OLD_CLIP_L_PREFIX):
+        rest = key[len(_OLD_CLIP_L_PREFIX):]
+        if rest.startswith(_OLD_CLIP_L_MODULES):
+            return CLIP_L_PREFIX + rest
+    return key
+
+
+def with_current_keys(state: Mapping[str, object]) -> dict[str, object]:
+    """A state dict (or key -> shape map) with every key in today's layout."""
+    return {current_key(key): value for key, value in state.items()}
 
 
 def read_shapes(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
@@ -106,7 +124,7 @@ def detect_family(shapes: Shapes, metadata: Mapping[str, str] | None = None,
     Raises ``UnknownModelLayoutError`` (listing what was found) for any layout
     that is not SD1/SD2 or their inpainting variants.
     """
-    shapes = {key: shape for key, shape in shapes.items() if key not in _NON_WEIGHT_KEYS}
+    shapes = {key: shape for key, shape in with_current_keys(shapes).items() if key not in _NON_WEIGHT_KEYS}
     _reject_other_architectures(shapes)
     text, text_reason = _text_encoder_config(shapes)
     vae = _vae_config(_under(shapes, VAE_PREFIX), shapes, "checkpoint")

@@ -10,6 +10,7 @@ memory is spent on random initialisation that would be overwritten.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 
 from modules.device.policy import DevicePolicy
 from modules.device.runners import ModelRunners
-from modules.models.detect import UNET_PREFIX, VAE_PREFIX, detect_checkpoint, detect_vae_file
+from modules.models.detect import UNET_PREFIX, VAE_PREFIX, detect_checkpoint, detect_vae_file, with_current_keys
 from modules.models.families import DetectedModel
 from modules.models.files import CheckpointFile
 from modules.models.safe_load import CheckpointError, load_state_dict, read_safetensors_metadata
@@ -31,7 +32,10 @@ from modules.nets.tokenizer import build_clip_tokenizer
 from modules.nets.unet import UNetModel
 from modules.nets.vae import AutoencoderKL, vae_state_with_conv_attention
 
+log = logging.getLogger(__name__)
+
 TEXT_ENCODER_PREFIX = "cond_stage_model."
+EMA_PREFIX = "model_ema."
 # Entries real checkpoints carry that are not weights of the three nets:
 # the DDPM training schedule buffers (Ho et al. 2020), EMA copies and counters,
 # and the autoencoder's training loss (LPIPS + discriminator).
@@ -93,7 +97,7 @@ class CheckpointLayoutError(CheckpointError):
 def split_checkpoint(state: Mapping[str, Tensor], source: Path) -> CheckpointParts:
     parts: dict[str, dict[str, Tensor]] = {UNET_PREFIX: {}, VAE_PREFIX: {}, TEXT_ENCODER_PREFIX: {}}
     unexpected = []
-    for key, tensor in state.items():
+    for key, tensor in with_current_keys(state).items():
         prefix = next((p for p in parts if key.startswith(p)), None)
         if prefix is not None and not NON_WEIGHT_KEYS.match(key):
             parts[prefix][key[len(prefix):]] = tensor
@@ -106,6 +110,13 @@ def split_checkpoint(state: Mapping[str, Tensor], source: Path) -> CheckpointPar
         parts[UNET_PREFIX], parts[VAE_PREFIX], parts[TEXT_ENCODER_PREFIX],
         alphas.float() if alphas is not None else None,
     )
+
+
+def holds_ema_weights(state: Mapping[str, Tensor]) -> bool:
+    """Whether the file carries an EMA copy of the UNet (LDM training's ``model_ema.*`` tensors,
+    not only its ``decay``/``num_updates`` counters)."""
+    return any(key.startswith(EMA_PREFIX) and key not in (EMA_PREFIX + "decay", EMA_PREFIX + "num_updates")
+               for key in state)
 
 
 def _sample(keys: list[str], limit: int = 8) -> str:
@@ -161,7 +172,12 @@ def load_vae_file(vae_file: CheckpointFile, latent_channels: int) -> Autoencoder
 def load_model(checkpoint: CheckpointFile, vae_file: CheckpointFile | None, policy: DevicePolicy) -> LoadedModel:
     source = checkpoint.path
     detected = detect_checkpoint(source)
-    parts = split_checkpoint(load_state_dict(source), source)
+    state = load_state_dict(source)
+    if holds_ema_weights(state):
+        # A1111's configs set use_ema: False, so the UNet's EMA copy is never loaded there either.
+        log.warning("%s holds EMA weights (model_ema.*); using its regular weights (model.*), as A1111 does",
+                 source.name)
+    parts = split_checkpoint(state, source)
     unet = build_unet(detected.unet, parts.unet, source)
     text_encoder = build_text_encoder(detected.text_encoder, parts.text_encoder, source)
     if vae_file is None:

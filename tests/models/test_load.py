@@ -80,3 +80,72 @@ def test_wrong_shape_is_an_error(tmp_path: Path) -> None:
     save_file(state, str(tmp_path / "odd.safetensors"))
     with pytest.raises(CheckpointLayoutError, match="VAE"):
         load(tmp_path / "odd.safetensors")
+
+
+# ----- the files people have: old CLIP layout, EMA copies, half and 8-bit floats -----
+
+def _old_clip_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Early SD1 files: CLIPTextModel's modules directly under cond_stage_model.transformer."""
+    new = "cond_stage_model.transformer.text_model."
+    return {("cond_stage_model.transformer." + k[len(new):]) if k.startswith(new) else k: v for k, v in state.items()}
+
+
+def _save(state: dict[str, torch.Tensor], path: Path) -> Path:
+    if path.suffix == ".safetensors":
+        save_file(state, str(path))
+    else:
+        torch.save({"state_dict": state, "global_step": 470000}, path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["old.ckpt", "old.safetensors"])
+def test_sd1_file_without_text_model_level_loads(tmp_path: Path, name: str) -> None:
+    state = make_ldm_checkpoint(*tiny_configs(), seed=4)
+    old = _old_clip_layout({**state, "cond_stage_model.transformer.text_model.embeddings.position_ids": torch.arange(77)[None]})
+    assert not any("text_model" in key for key in old)
+    for module in ("embeddings.", "encoder.", "final_layer_norm."):
+        assert any(key.startswith("cond_stage_model.transformer." + module) for key in old)
+    model = load(_save(old, tmp_path / name))
+    assert model.detected.family is ModelFamily.SD1
+    text_state = {"cond_stage_model." + k: v for k, v in model.text_encoder.ldm_state_dict().items()}
+    expected = {k: v for k, v in state.items() if k.startswith("cond_stage_model.")}
+    assert text_state.keys() == expected.keys()
+    assert all(torch.equal(text_state[k], expected[k]) for k in expected)
+
+
+def test_ema_copy_is_ignored_for_the_regular_weights_and_said(tmp_path: Path, caplog) -> None:
+    state = make_ldm_checkpoint(*tiny_configs(), seed=5)
+    # LDM's LitEma names its shadow tensors after the UNet's parameters with the dots removed
+    unet_keys = [k for k in state if k.startswith("model.diffusion_model.")]
+    ema = {"model_ema." + k.removeprefix("model.").replace(".", ""): torch.full_like(state[k], 7.0) for k in unet_keys}
+    ema |= {"model_ema.decay": torch.tensor(0.9999), "model_ema.num_updates": torch.tensor(1000)}
+    with caplog.at_level("WARNING"):
+        model = load(_save({**state, **ema}, tmp_path / "ema.ckpt"))
+    unet_state = model.unet.state_dict()
+    assert all(torch.equal(unet_state[k.removeprefix("model.diffusion_model.")], state[k]) for k in unet_keys)
+    notes = [r.getMessage() for r in caplog.records if "EMA" in r.getMessage()]
+    assert len(notes) == 1 and "ema.ckpt" in notes[0] and "regular weights" in notes[0]
+
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        load(_save({**state, "model_ema.decay": torch.tensor(0.9999)}, tmp_path / "counters-only.ckpt"))
+    assert not [r for r in caplog.records if "EMA" in r.getMessage()]
+
+
+@pytest.mark.parametrize("dtype, suffix", [
+    (torch.float16, ".ckpt"), (torch.float16, ".safetensors"), (torch.bfloat16, ".ckpt"),
+    (torch.bfloat16, ".safetensors"), (torch.float8_e4m3fn, ".safetensors"), (torch.float8_e5m2, ".safetensors"),
+])
+def test_reduced_precision_files_load_on_cpu_upcast(tmp_path: Path, dtype: torch.dtype, suffix: str) -> None:
+    state = make_ldm_checkpoint(*tiny_configs(), seed=6)
+    stored = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    model = load(_save(stored, tmp_path / f"m{suffix}"))
+    for net, prefix in ((model.unet, "model.diffusion_model."), (model.vae, "first_stage_model.")):
+        assert all(p.dtype == torch.float32 for p in net.parameters())
+        loaded = net.state_dict()
+        for key in ("conv_in.weight", "input_blocks.0.0.weight", "encoder.conv_in.weight"):
+            if key in loaded:
+                assert torch.equal(loaded[key], stored[prefix + key].float())
+    token = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"
+    text = model.text_encoder.ldm_state_dict()[token.removeprefix("cond_stage_model.")]
+    assert text.dtype == torch.float32 and torch.equal(text, stored[token].float())
