@@ -46,10 +46,17 @@ def test_no_text_encoder():
     _refused(_without(_sd1(), "cond_stage_model."), "no text encoder")
 
 
-def test_pre_text_model_clip_keys_are_not_taken_for_a_text_encoder():
-    # Old transformers saved CLIP without the text_model. level; that is not the layout we load.
+def test_pre_text_model_clip_keys_are_read_as_the_clip_l_encoder():
+    # Old transformers saved CLIP without the text_model. level (early SD1 files): same encoder.
     shapes = _without(_sd1(), "cond_stage_model.")
     shapes.update({"cond_stage_model.transformer." + k: s for k, s in clip_l_key_shapes(tiny_configs()[2]).items()})
+    assert detect_family(shapes) == detect_family(_sd1())
+
+
+def test_other_modules_directly_under_the_transformer_are_still_refused():
+    shapes = _without(_sd1(), "cond_stage_model.")
+    shapes.update({"cond_stage_model.transformer.vision_model." + k: s
+                   for k, s in clip_l_key_shapes(tiny_configs()[2]).items()})
     _refused(shapes, "no text encoder", "cond_stage_model.transformer.* (")
 
 
