@@ -21,8 +21,12 @@ A1111's side is written here from its v1.10 behaviour, not from our code:
 Ours is the whole txt2img path minus the nets: ``sigma_ladder``, ``starting_point`` (the
 noise sources) and the catalog's sampler, on the analytic denoiser of ``analytic.py``.
 
-Not here: Restart, DDIM, PLMS, UniPC and LCM are not k-diffusion functions (A1111 runs its own
-implementations of them); see the README's sampler table.
+Restart and LCM are A1111's own loops around k-diffusion's helpers (``sd_samplers_extra``,
+``sd_samplers_lcm``); their oracles below are written from that v1.10 code's behaviour, over
+k-diffusion's ``get_sigmas_karras``/``to_d``/``DiscreteSchedule``. DDIM, PLMS and UniPC are not
+compared here: A1111 runs them in timestep space with its own ports, and they differ from ours
+by design (see the README's sampler table); ours are checked against diffusers
+(test_parity_diffusers.py).
 """
 
 from __future__ import annotations
@@ -188,10 +192,104 @@ def test_same_seed_same_result_as_a1111(kd, name, schedule, batch):
     assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
 
 
-def test_every_k_diffusion_sampler_of_the_catalog_is_compared():
+def test_every_sampler_of_the_catalog_is_compared_or_listed_as_different():
     from modules.sampling.catalog import sampler_names
-    not_k_diffusion = {"Restart", "DDIM", "PLMS", "UniPC", "LCM"}
-    assert set(sampler_names()) - not_k_diffusion == set(A1111_KDIFFUSION)
+    own_loops = {"Restart", "LCM"}
+    different_by_design = {"DDIM", "PLMS", "UniPC"}
+    assert set(sampler_names()) == set(A1111_KDIFFUSION) | own_loops | different_by_design
+
+
+# ----- A1111's own loops: Restart and LCM -----
+
+def _generators_draw(seeds: list[int]):
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    return lambda: torch.stack([torch.randn(SHAPE, generator=g) for g in generators])
+
+
+def a1111_restart(kd: SimpleNamespace, steps: int, seeds: list[int]) -> torch.Tensor:
+    """A1111's restart_sampler with its automatic restart plan, Karras ladder, s_noise 1."""
+    sigmas = a1111_ladder(kd, _KARRAS, steps, discard=False)
+    draw = _generators_draw(seeds)
+    x = draw() * sigmas[0]
+    data = GaussianData(SHAPE)
+    ones = x.new_ones([x.shape[0]])
+
+    def heun(x, old, new):
+        d = kd.sampling.to_d(x, old, data.denoise(x, old * ones))
+        if new == 0:
+            return x + d * (new - old)
+        x_euler = x + d * (new - old)
+        d_end = kd.sampling.to_d(x_euler, new, data.denoise(x_euler, new * ones))
+        return x + (d + d_end) / 2 * (new - old)
+
+    plan = {}
+    if steps >= 20:
+        restart_steps, restart_times = (steps // 4, 2) if steps >= 36 else (9, 1)
+        sigmas = kd.sampling.get_sigmas_karras(steps - restart_steps * restart_times, sigmas[-2].item(), sigmas[0].item())
+        plan = {int(torch.argmin((sigmas - 0.1).abs())): (restart_steps + 1, restart_times, 2.0)}
+    pairs = []
+    for i in range(len(sigmas) - 1):
+        pairs.append((sigmas[i], sigmas[i + 1]))
+        if i + 1 in plan:
+            count, times, top = plan[i + 1]
+            top_index = int(torch.argmin((sigmas - top).abs()))
+            if top_index < i + 1:
+                back_up = kd.sampling.get_sigmas_karras(count, sigmas[i + 1].item(), sigmas[top_index].item())[:-1]
+                pairs.extend(list(zip(back_up[:-1], back_up[1:])) * times)
+    last = None
+    for old, new in pairs:
+        if last is not None and last < old:
+            x = x + draw() * (old**2 - last**2) ** 0.5
+        x = heun(x, old, new)
+        last = new
+    return x
+
+
+def a1111_lcm(kd: SimpleNamespace, schedule: str | None, seeds: list[int]) -> torch.Tensor:
+    """A1111's sample_lcm over its LCMCompVisDenoiser ladder: the 50 sigmas at t = 19, 39, ...,
+    999; Automatic walks t from 999 to 19 mapped onto that table, Karras spans its range."""
+    stride, table_size = 20, 50
+    table = kd.external.DiscreteSchedule(_sd_sigmas()[[999 - stride * k for k in reversed(range(table_size))]],
+                                         quantize=False)
+    if schedule is None:
+        t = torch.linspace(999, stride - 1, STEPS)
+        index = ((t - (stride - 1)) / stride).float().clamp(0, table_size - 1)
+        sigmas = kd.sampling.append_zero(table.t_to_sigma(index))
+    else:
+        sigmas = kd.sampling.get_sigmas_karras(STEPS, table.sigmas[0].item(), table.sigmas[-1].item(), rho=7.0)
+    draw = _generators_draw(seeds)
+    x = draw() * sigmas[0]
+    data = GaussianData(SHAPE)
+    for i in range(len(sigmas) - 1):
+        x = data.denoise(x, sigmas[i] * x.new_ones([x.shape[0]]))
+        if sigmas[i + 1] > 0:
+            x = x + sigmas[i + 1] * draw()
+    return x
+
+
+def our_restart(steps: int, seed: int, batch: int) -> torch.Tensor:
+    choice = SamplingChoice(sampler_name="Restart", steps=steps)
+    sampler, _ = resolve_sampler("Restart")
+    sigmas = sigma_ladder(SimpleNamespace(alphas_cumprod=None), choice)
+    seeds, _ = image_seeds(seed, seed, 0.0, batch)
+    x, step_noise = starting_point(sampler, NoiseSpec(seeds, SHAPE), sigmas, sigmas, "cpu", torch.float32)
+    return sampler(GaussianData(SHAPE).denoise, x, sigmas, noise=step_noise)
+
+
+@pytest.mark.parametrize("steps", [10, 24, 40], ids=["no-restart", "one-restart", "two-restarts"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_restart_same_seed_same_result_as_a1111(kd, steps, batch):
+    ours = our_restart(steps, SEED, batch)
+    theirs = a1111_restart(kd, steps, [SEED + i for i in range(batch)])
+    assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
+
+
+@pytest.mark.parametrize("schedule", [None, "Karras"], ids=["Automatic", "Karras"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_lcm_same_seed_same_result_as_a1111(kd, schedule, batch):
+    ours = our_sample("LCM", schedule, SEED, batch)
+    theirs = a1111_lcm(kd, schedule, [SEED + i for i in range(batch)])
+    assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
 
 
 def test_the_oracle_sees_a_different_seed(kd):
