@@ -298,3 +298,44 @@ def test_the_oracle_sees_a_different_seed(kd):
     ours = our_sample("DPM++ 2M SDE", None, SEED, 1)
     assert _relative(ours, a1111_sample(kd, "DPM++ 2M SDE", None, [SEED + 1])) > 0.1
     assert _relative(our_sample("Euler a", None, SEED, 1), a1111_sample(kd, "Euler a", None, [SEED + 7])) > 0.1
+
+
+def _a1111_lcm_denoiser(kd: SimpleNamespace, net):
+    """A1111's LCMCompVisDenoiser: k-diffusion's DiscreteEpsDDPMDenoiser over the 50 LCM
+    alphas, asked at the nearest LCM timestep, then the consistency boundary condition."""
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
+    alphas_cumprod = torch.cumprod(1.0 - betas, dim=0).float()
+    stride, size = 20, 50
+    lcm_alphas = alphas_cumprod[[999 - stride * k for k in reversed(range(size))]]
+
+    class LCMCompVisDenoiser(kd.external.DiscreteEpsDDPMDenoiser):
+        def sigma_to_t(self, sigma, quantize=None):
+            nearest = (sigma.log() - self.log_sigmas[:, None]).abs().argmin(dim=0).view(sigma.shape)
+            return nearest * stride + (stride - 1)
+
+        def get_eps(self, *args, **kwargs):
+            return self.inner_model.apply_model(*args, **kwargs)
+
+        def forward(self, x, sigma, **kwargs):
+            c_out, c_in = [kd.sampling.utils.append_dims(c, x.ndim) for c in self.get_scalings(sigma)]
+            x0 = x + self.get_eps(x * c_in, self.sigma_to_t(sigma), **kwargs) * c_out
+            scaled = kd.sampling.utils.append_dims(self.sigma_to_t(sigma), x.ndim) * 10.0
+            skip = 0.5**2 / (scaled**2 + 0.5**2)
+            out = scaled / (scaled**2 + 0.5**2) ** 0.5
+            return out * x0 + skip * x
+
+    return LCMCompVisDenoiser(SimpleNamespace(apply_model=net), lcm_alphas, quantize=None)
+
+
+def test_lcm_denoiser_matches_a1111s(kd):
+    from modules.sampling.denoiser import LCMDenoiser
+
+    def net(x, t):  # a timestep-dependent stand-in for the UNet's noise prediction
+        return torch.tanh(x) * (1 + t.float()[:, None, None, None] / 100)
+
+    ours = LCMDenoiser(net, _sd_sigmas())
+    theirs = _a1111_lcm_denoiser(kd, net)
+    x = torch.randn(2, *SHAPE, generator=torch.Generator().manual_seed(3)) * 3
+    for level in (14.6146, 7.0, 2.5, 1.0, 0.5, 0.2, 0.1345, 0.05):
+        sigma = torch.full((2,), level)
+        assert _relative(ours(x, sigma), theirs(x, sigma)) <= RELATIVE_TOLERANCE, level
