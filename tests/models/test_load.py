@@ -101,7 +101,8 @@ def _save(state: dict[str, torch.Tensor], path: Path) -> Path:
 @pytest.mark.parametrize("name", ["old.ckpt", "old.safetensors"])
 def test_sd1_file_without_text_model_level_loads(tmp_path: Path, name: str) -> None:
     state = make_ldm_checkpoint(*tiny_configs(), seed=4)
-    old = _old_clip_layout({**state, "cond_stage_model.transformer.text_model.embeddings.position_ids": torch.arange(77)[None]})
+    position_ids = {"cond_stage_model.transformer.text_model.embeddings.position_ids": torch.arange(77)[None]}
+    old = _old_clip_layout({**state, **position_ids})
     assert not any("text_model" in key for key in old)
     for module in ("embeddings.", "encoder.", "final_layer_norm."):
         assert any(key.startswith("cond_stage_model.transformer." + module) for key in old)

@@ -225,7 +225,8 @@ def a1111_restart(kd: SimpleNamespace, steps: int, seeds: list[int]) -> torch.Te
     plan = {}
     if steps >= 20:
         restart_steps, restart_times = (steps // 4, 2) if steps >= 36 else (9, 1)
-        sigmas = kd.sampling.get_sigmas_karras(steps - restart_steps * restart_times, sigmas[-2].item(), sigmas[0].item())
+        main_steps = steps - restart_steps * restart_times
+        sigmas = kd.sampling.get_sigmas_karras(main_steps, sigmas[-2].item(), sigmas[0].item())
         plan = {int(torch.argmin((sigmas - 0.1).abs())): (restart_steps + 1, restart_times, 2.0)}
     pairs = []
     for i in range(len(sigmas) - 1):
