@@ -15,8 +15,9 @@ A1111's side is written here from its v1.10 behaviour, not from our code:
 - ancestral, SDE and DPM fast/adaptive samplers run with eta 1 (A1111's "Eta for ancestral
   samplers" default), Euler/Heun/DPM2 with k-diffusion's churn defaults;
 - samplers flagged to discard the next-to-last sigma get a ladder of steps + 1 with it removed;
-- DPM fast and adaptive get the ladder's smallest non-zero and largest sigma, and DPM fast
-  ``n = steps``.
+- DPM fast and adaptive get the model's sigma range (A1111's txt2img passes
+  ``model_wrap.sigmas[0]`` and ``[-1]``, whatever the ladder), and DPM fast ``n = steps``;
+  the ladder is only used to scale the starting noise.
 
 Ours is the whole txt2img path minus the nets: ``sigma_ladder``, ``starting_point`` (the
 noise sources) and the catalog's sampler, on the analytic denoiser of ``analytic.py``.
@@ -154,7 +155,8 @@ def a1111_sample(kd: SimpleNamespace, name: str, schedule: str | None, seeds: li
     data = GaussianData(SHAPE)
     function = getattr(kd.sampling, function_name)
     if options.get("range"):
-        bounds = (sigmas[sigmas > 0].min().item(), sigmas.max().item())
+        table = _sd_sigmas()
+        bounds = (table[0].item(), table[-1].item())
         if options.get("n"):
             kwargs["n"] = STEPS
         return function(data.denoise, x, *bounds, disable=True, **kwargs)
