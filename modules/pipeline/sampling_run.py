@@ -114,7 +114,17 @@ def sample_txt2img_latents(
     conditioning = blank_image_conditioning(model, x) if model.detected.family.is_inpainting else None
     denoiser = guided_denoiser(model, prompts, negatives, choice, conditioning, sigmas)
     with torch.inference_mode():
-        return sampler(denoiser, x, sigmas, noise=step_noise, callback=callback, **choice.knobs)
+        return sampler(denoiser, x, sigmas, noise=step_noise, callback=callback, **choice.knobs,
+                       **txt2img_solve_range(sampler, model))
+
+
+def txt2img_solve_range(sampler: SamplerSpec, model: LoadedModel) -> dict[str, tuple[float, float]]:
+    """DPM fast and adaptive in A1111's txt2img solve over the model's whole sigma range, whatever
+    the ladder (which then only scales the starting noise); img2img solves over its cut ladder."""
+    if not sampler.ends_at_sigma_min:
+        return {}
+    model_sigmas = sigmas_from_alphas_cumprod(model_alphas_cumprod(model))
+    return {"sigma_range": (float(model_sigmas[0]), float(model_sigmas[-1]))}
 
 
 def inpainting_unet(unet: Callable[..., Tensor]) -> Callable[..., Tensor]:

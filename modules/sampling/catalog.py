@@ -157,6 +157,9 @@ class SamplerSpec:
         return self.function(denoiser, x, sigmas, **fixed, **kwargs)
 
 
+# Keyword arguments the pipeline passes, never the user: DPM fast's and adaptive's solve range
+# in txt2img (``sampling_run.txt2img_solve_range``).
+PIPELINE_KEYWORDS = ("sigma_range",)
 _ADAPTIVE = ("eta", "s_noise", "order", "rtol", "atol", "h_init", "pcoeff", "icoeff", "dcoeff", "accept_safety")
 _MIDPOINT = (("solver_type", "midpoint"),)
 _HEUN = (("solver_type", "heun"),)

@@ -597,17 +597,19 @@ def sample_dpm_fast(
     callback: StepCallback | None = None,
     eta: float = 1.0,
     s_noise: float = 1.0,
+    sigma_range: tuple[float, float] | None = None,
 ) -> Tensor:
     """DPM-Solver "fast" (Lu et al. 2022a, section 3.4): the model-evaluation budget N = steps is
     spent on floor(N/3)+1 intervals evenly spaced in lambda = -log sigma, third-order steps
-    with a second- and/or first-order tail, from sigmas[0] to the ladder's last non-zero level.
+    with a second- and/or first-order tail, from sigmas[0] to the ladder's last non-zero level,
+    or over ``sigma_range`` = (sigma_min, sigma_max) when given (A1111's txt2img solves over the
+    model's whole range whatever the ladder; see ``solve_range``).
 
-    Like A1111 it ends at that level (sigma_min), not at 0; eta > 0 makes each
+    Like A1111 it ends at sigma_min, not at 0; eta > 0 makes each
     step ancestral, as A1111 does with its default eta of 1.
     """
     model, levels = _prepare(denoiser, sigmas)
-    positive = [level for level in levels if level > 0]
-    sigma_max, sigma_min = positive[0], positive[-1]
+    sigma_min, sigma_max = solve_range(levels, sigma_range)
     if sigma_min == sigma_max:
         return sample_euler(denoiser, x, sigmas, noise=noise, callback=callback)
     orders = dpm_fast_orders(len(levels) - 1)
@@ -621,6 +623,18 @@ def sample_dpm_fast(
             x = _add_noise(x, noise, s_noise * up)
         _report(callback, i, len(orders), sigma, x, denoised)
     return x
+
+
+def solve_range(levels: list[float], sigma_range: tuple[float, float] | None) -> tuple[float, float]:
+    """(sigma_min, sigma_max) for DPM fast and adaptive: ``sigma_range`` when given, else the
+    ladder's last non-zero and first level."""
+    if sigma_range is None:
+        positive = [level for level in levels if level > 0]
+        return positive[-1], positive[0]
+    low, high = (float(value) for value in sigma_range)
+    if not 0 < low <= high:
+        raise ValueError(f"sigma_range: need 0 < sigma_min <= sigma_max, got {low}, {high}")
+    return low, high
 
 
 def dpm_fast_orders(evaluations: int) -> list[int]:
@@ -736,6 +750,7 @@ def sample_dpm_adaptive(
     icoeff: float = 1.0,
     dcoeff: float = 0.0,
     accept_safety: float = 0.81,
+    sigma_range: tuple[float, float] | None = None,
 ) -> Tensor:
     """DPM-Solver with adaptive step size (Lu et al. 2022a, section 4): each attempt computes
     an order-``order`` step and its embedded lower-order step from the same evaluations, and
@@ -744,8 +759,9 @@ def sample_dpm_adaptive(
     Each image has its own step sizes and draws its ancestral noise on its own
     accepted steps only, so an image's result does not depend on its batch and a
     batch of one is A1111's picture. (A1111 shares one error norm, hence one
-    accept/reject decision and one step size, across the batch.) Ends at the
-    ladder's last non-zero level, as A1111 does. ``callback`` reports progress as
+    accept/reject decision and one step size, across the batch.) Solves from the ladder's first
+    to its last non-zero level, or over ``sigma_range`` as DPM fast, and ends there (not at 0),
+    as A1111 does. ``callback`` reports progress as
     the fraction of the lambda range covered, so its index may repeat.
     """
     if order not in (2, 3):
@@ -753,15 +769,15 @@ def sample_dpm_adaptive(
     if atol <= 0 or rtol < 0:
         raise ValueError(f"DPM adaptive: tolerances must satisfy atol > 0 and rtol >= 0, got {atol}, {rtol}")
     model, levels = _prepare(denoiser, sigmas)
-    positive = [level for level in levels if level > 0]
-    if positive[-1] == positive[0]:
+    sigma_min, sigma_max = solve_range(levels, sigma_range)
+    if sigma_min == sigma_max:
         return sample_euler(denoiser, x, sigmas, noise=noise, callback=callback)
     gain_order = 1.5 if eta > 0 else order
     control = _StepControl(
         ((pcoeff + icoeff + dcoeff) / gain_order, -(pcoeff + 2 * dcoeff) / gain_order, dcoeff / gain_order),
         accept_safety,
     )
-    walk = _AdaptiveWalk(-math.log(positive[0]), -math.log(positive[-1]), x.shape[0], h_init)
+    walk = _AdaptiveWalk(-math.log(sigma_max), -math.log(sigma_min), x.shape[0], h_init)
     x_previous = x
     for _ in range(_MAX_ADAPTIVE_ATTEMPTS):
         if walk.finished:

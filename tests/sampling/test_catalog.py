@@ -167,7 +167,9 @@ def test_knobs_are_the_functions_keyword_arguments(spec):
     parameters = inspect.signature(spec.function).parameters
     keyword = {name for name, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
     assert {"noise", "callback"} <= keyword
-    assert set(spec.knobs) | set(dict(spec.fixed_knobs)) == keyword - {"noise", "callback"}
+    pipeline_set = set(catalog.PIPELINE_KEYWORDS) if spec.ends_at_sigma_min else set()
+    assert set(spec.knobs) | set(dict(spec.fixed_knobs)) == keyword - {"noise", "callback"} - pipeline_set
+    assert not set(spec.knobs) & set(catalog.PIPELINE_KEYWORDS)
 
 
 def test_fixed_knobs_apply_and_cannot_be_overridden():

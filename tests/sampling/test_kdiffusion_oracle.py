@@ -17,7 +17,7 @@ A1111's side is written here from its v1.10 behaviour, not from our code:
 - samplers flagged to discard the next-to-last sigma get a ladder of steps + 1 with it removed;
 - DPM fast and adaptive get the model's sigma range (A1111's txt2img passes
   ``model_wrap.sigmas[0]`` and ``[-1]``, whatever the ladder), and DPM fast ``n = steps``;
-  the ladder is only used to scale the starting noise.
+  the ladder is only used to scale the starting noise (ours: ``txt2img_solve_range``).
 
 Ours is the whole txt2img path minus the nets: ``sigma_ladder``, ``starting_point`` (the
 noise sources) and the catalog's sampler, on the analytic denoiser of ``analytic.py``.
@@ -41,7 +41,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from modules.pipeline.sampling_run import SamplingChoice, sigma_ladder, starting_point
+from modules.pipeline.sampling_run import SamplingChoice, sigma_ladder, starting_point, txt2img_solve_range
 from modules.sampling.catalog import resolve_sampler
 from modules.sampling.noise import NoiseSpec, image_seeds
 from tests.sampling.analytic import GaussianData
@@ -133,6 +133,9 @@ def a1111_ladder(kd: SimpleNamespace, schedule: str, steps: int, discard: bool) 
     sigma_min, sigma_max = table.sigmas[0].item(), table.sigmas[-1].item()
     if schedule == _UNIFORM:
         ladder = table.get_sigmas(n)
+    elif schedule == "sgm uniform":  # A1111's sd_schedulers.sgm_uniform
+        start, end = table.sigma_to_t(torch.tensor(sigma_max)), table.sigma_to_t(torch.tensor(sigma_min))
+        ladder = torch.tensor([table.t_to_sigma(t).item() for t in torch.linspace(start, end, n + 1)[:-1]] + [0.0])
     elif schedule == _KARRAS:
         ladder = kd.sampling.get_sigmas_karras(n=n, sigma_min=sigma_min, sigma_max=sigma_max, rho=7.0)
     else:
@@ -169,7 +172,8 @@ def our_sample(name: str, schedule: str | None, seed: int, batch: int) -> torch.
     sigmas = sigma_ladder(SimpleNamespace(alphas_cumprod=None), choice)  # a model without its own schedule
     seeds, _ = image_seeds(seed, seed, 0.0, batch)
     x, step_noise = starting_point(sampler, NoiseSpec(seeds, SHAPE), sigmas, sigmas, "cpu", torch.float32)
-    return sampler(GaussianData(SHAPE).denoise, x, sigmas, noise=step_noise)
+    solve_range = txt2img_solve_range(sampler, SimpleNamespace(alphas_cumprod=None))
+    return sampler(GaussianData(SHAPE).denoise, x, sigmas, noise=step_noise, **solve_range)
 
 
 def _relative(ours: torch.Tensor, theirs: torch.Tensor) -> float:
@@ -191,6 +195,15 @@ def test_same_seed_same_result_as_a1111(kd, name, schedule, batch):
     else:
         theirs = a1111_sample(kd, name, schedule, seeds)
     assert ours.shape == theirs.shape == (batch, *SHAPE)
+    assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
+
+
+@pytest.mark.parametrize("name", ["DPM fast", "DPM adaptive"])
+def test_dpm_fast_and_adaptive_solve_over_the_models_range_whatever_the_ladder(kd, name):
+    """SGM Uniform's last level is far above the model's smallest sigma; A1111's txt2img
+    still solves down to that smallest sigma."""
+    ours = our_sample(name, "SGM Uniform", SEED, 1)
+    theirs = a1111_sample(kd, name, "SGM Uniform", [SEED])
     assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
 
 
