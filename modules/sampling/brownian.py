@@ -19,9 +19,11 @@ RNG source's device ("RNG: CPU" draws on the CPU), which is what building the
 tree in float32 on that device gives here.
 
 With A1111's "Do not make DPM++ SDE deterministic across different batch sizes"
-setting, there is one tree for the whole batch. A1111 seeds it from the global
-torch RNG, so its own pictures never repeat; here it is seeded with the batch's
-first seed, so pictures depend on the batch but repeat.
+setting, there is one tree for the whole batch, so pictures depend on the batch. A1111
+(k-diffusion) seeds it with ``torch.randint(0, 2**63 - 1, [])`` from torch's global CPU
+generator, which A1111's ``ImageRNG`` has just seeded with the batch's last image seed
+(its ``randn`` calls ``torch.manual_seed`` for every image it draws). The same number is
+drawn here from a local generator seeded the same way (``batch_tree_entropy``).
 """
 
 from __future__ import annotations
@@ -58,12 +60,19 @@ def ladder_range(sigmas: Tensor) -> tuple[float, float]:
     return float(positive.min()), float(sigmas.max())
 
 
+def batch_tree_entropy(seeds: Sequence[int]) -> int:
+    """The seed of the batch's one tree: what k-diffusion's ``torch.randint(0, 2**63 - 1, [])``
+    draws from a CPU generator freshly seeded with the batch's last image seed."""
+    generator = torch.Generator().manual_seed(int(seeds[-1]))
+    return int(torch.randint(0, 2**63 - 1, [], generator=generator).item())
+
+
 class BrownianNoise:
     """Brownian increments for one batch; implements ``IncrementSource``.
 
     ``per_image`` (the default, A1111's default): one tree per image seeded with
     its seed, so image k of a batch equals its seed sampled alone. Otherwise one
-    tree over the whole batch, seeded with ``seeds[0]``. Trees are built on the
+    tree over the whole batch, seeded with ``batch_tree_entropy(seeds)``. Trees are built on the
     first query (a one-step ladder never queries, and its range is a single point).
     """
 
@@ -113,7 +122,7 @@ class BrownianNoise:
         if self._trees is None:
             shape = tuple(x.shape[1:]) if self.per_image else tuple(x.shape)
             start = torch.zeros(shape, dtype=torch.float32, device=self._tree_device)
-            seeds = self.seeds if self.per_image else self.seeds[:1]
+            seeds = self.seeds if self.per_image else (batch_tree_entropy(self.seeds),)
             self._trees = [
                 torchsde.BrownianTree(self.sigma_min, start, self.sigma_max, entropy=seed, tol=BROWNIAN_TOLERANCE)
                 for seed in seeds

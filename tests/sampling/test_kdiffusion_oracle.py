@@ -166,12 +166,15 @@ def a1111_sample(kd: SimpleNamespace, name: str, schedule: str | None, seeds: li
     return function(data.denoise, x, sigmas, disable=True, **kwargs)
 
 
-def our_sample(name: str, schedule: str | None, seed: int, batch: int) -> torch.Tensor:
+def our_sample(
+    name: str, schedule: str | None, seed: int, batch: int, brownian_per_image: bool = True
+) -> torch.Tensor:
     choice = SamplingChoice(sampler_name=name, scheduler=schedule or "Automatic", steps=STEPS)
     sampler, _ = resolve_sampler(name)
     sigmas = sigma_ladder(SimpleNamespace(alphas_cumprod=None), choice)  # a model without its own schedule
     seeds, _ = image_seeds(seed, seed, 0.0, batch)
-    x, step_noise = starting_point(sampler, NoiseSpec(seeds, SHAPE), sigmas, sigmas, "cpu", torch.float32)
+    spec = NoiseSpec(seeds, SHAPE, brownian_per_image=brownian_per_image)
+    x, step_noise = starting_point(sampler, spec, sigmas, sigmas, "cpu", torch.float32)
     solve_range = txt2img_solve_range(sampler, SimpleNamespace(alphas_cumprod=None))
     return sampler(GaussianData(SHAPE).denoise, x, sigmas, noise=step_noise, **solve_range)
 
@@ -196,6 +199,29 @@ def test_same_seed_same_result_as_a1111(kd, name, schedule, batch):
         theirs = a1111_sample(kd, name, schedule, seeds)
     assert ours.shape == theirs.shape == (batch, *SHAPE)
     assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
+
+
+def a1111_sample_batch_tree(kd: SimpleNamespace, name: str, seeds: list[int]) -> torch.Tensor:
+    """A1111 with "Do not make DPM++ SDE deterministic across different batch sizes": no noise
+    sampler is passed, so k-diffusion builds one tree seeded from torch's global RNG, which
+    A1111's ImageRNG left seeded with the last image seed (``torch.manual_seed`` per image)."""
+    function_name, default_schedule, options = A1111_KDIFFUSION[name]
+    sigmas = a1111_ladder(kd, default_schedule, STEPS, options.get("discard", False))
+    x = _generators_draw(seeds)() * sigmas[0]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seeds[-1])
+        return getattr(kd.sampling, function_name)(GaussianData(SHAPE).denoise, x, sigmas, disable=True,
+                                                   **options.get("kwargs", {}))
+
+
+@pytest.mark.parametrize("name", ["DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_sde_samplers_with_one_tree_per_batch_match_a1111(kd, name, batch):
+    ours = our_sample(name, None, SEED, batch, brownian_per_image=False)
+    theirs = a1111_sample_batch_tree(kd, name, [SEED + i for i in range(batch)])
+    assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
+    if batch == 2:  # and the setting does what it says: the first image now depends on its batch
+        assert _relative(ours[:1], our_sample(name, None, SEED, 1, brownian_per_image=False)) > 0.01
 
 
 @pytest.mark.parametrize("name", ["DPM fast", "DPM adaptive"])
