@@ -176,7 +176,7 @@ def load_model(checkpoint: CheckpointFile, vae_file: CheckpointFile | None, poli
     if holds_ema_weights(state):
         # A1111's configs set use_ema: False, so the UNet's EMA copy is never loaded there either.
         log.warning("%s holds EMA weights (model_ema.*); using its regular weights (model.*), as A1111 does",
-                 source.name)
+                    source.name)
     parts = split_checkpoint(state, source)
     unet = build_unet(detected.unet, parts.unet, source)
     text_encoder = build_text_encoder(detected.text_encoder, parts.text_encoder, source)

@@ -76,7 +76,6 @@ _STAND_INS = (
     (NumpyScalarStandIn, "numpy.core.multiarray.scalar"),
     (NumpyScalarStandIn, "numpy._core.multiarray.scalar"),
 )
-STOOD_IN_GLOBALS = tuple(name for _, name in _STAND_INS)
 # torch keeps weights-only allowances in one process-wide set; the lock keeps two loads from
 # adding and removing the stand-ins under each other.
 _STAND_IN_LOCK = threading.Lock()
