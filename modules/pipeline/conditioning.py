@@ -366,6 +366,13 @@ class StepConditioning:
     def at(self, steps: Sequence[int]) -> tuple[Tensor, list[int], list[float], Tensor]:
         """For each image's 0-based step: (cond rows, the image of each row, each row's AND
         weight, uncond per image)."""
+        rows, images, weights, uncond = self.rows_at(steps)
+        return self.table[rows], images, weights, self.table[uncond]
+
+    def rows_at(self, steps: Sequence[int]) -> tuple[list[int], list[int], list[float], list[int]]:
+        """``at`` as row numbers of ``table``: (cond rows, the image of each, its AND weight,
+        uncond row per image). Which images and weights the cond rows have does not depend on
+        the step; only the rows do."""
         rows, images, weights = [], [], []
         for image, (parts, step) in enumerate(zip(self.plan.cond, steps)):
             for schedule, weight in parts:
@@ -373,7 +380,7 @@ class StepConditioning:
                 images.append(image)
                 weights.append(weight)
         uncond = [_row_at(schedule, step) for schedule, step in zip(self.plan.uncond, steps)]
-        return self.table[rows], images, weights, self.table[uncond]
+        return rows, images, weights, uncond
 
 
 def _row_at(schedule: Schedule, step: int) -> int:
