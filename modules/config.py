@@ -142,7 +142,7 @@ def _add_device_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--bf16", action="store_true", help="bfloat16 instead of float16 for the UNet and text encoder")
     group.add_argument("--device-id", type=int, default=None, help="CUDA device index")
     group.add_argument("--backend", choices=BACKEND_CHOICES, default=None,
-                       help="how the UNet and VAE run: auto (OpenVINO on a CPU, PyTorch on CUDA), torch (eager), "
+                       help="how the UNet, VAE and text encoder run: auto (OpenVINO on a CPU, PyTorch on CUDA), torch (eager), "
                             "openvino, compile (torch.compile); default: the inference_backend setting")
     group.add_argument("--compile", action="store_true", help="the same as --backend compile")
     group.add_argument("--medvram", action="store_true",

@@ -328,7 +328,8 @@ class Runtime:
             if key not in self._runners:
                 weights = weights_id(model.checkpoint.sha256, model.vae_file and model.vae_file.sha256)
                 self._runners[key] = build_runners(model.unet, model.vae, backend, weights,
-                                                   self.compiled_cache_dir, self.notices)
+                                                   self.compiled_cache_dir, self.notices,
+                                                   text_encoder=model.text_encoder)
             return self._runners[key]
 
     def check_queue_room(self) -> None:

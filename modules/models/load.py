@@ -88,6 +88,12 @@ class LoadedModel:
     def vae_encode_call(self):
         return self.vae.encode if self.runners is None else self.runners.vae_encode
 
+    def text_encode_call(self):
+        """``text_encoder.encode`` or the backend's runner for it (same signature)."""
+        if self.runners is None or self.runners.text_encode is None:
+            return self.text_encoder.encode
+        return self.runners.text_encode
+
 
 class CheckpointLayoutError(CheckpointError):
     """The file's keys do not fit the nets its layout was detected as."""

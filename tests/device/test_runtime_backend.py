@@ -38,10 +38,12 @@ def test_openvino_jobs_match_eager_and_cache_their_conversions(root: Path) -> No
     eager = Runtime(parse_config(["--data-dir", str(root), "--backend", "torch"], root), cuda_available=False)
     fast = Runtime(parse_config(["--data-dir", str(root), "--backend", "openvino"], root), cuda_available=False)
     expected, got = generate(eager), generate(fast)
-    assert fast.runners_for(fast.acquire_model(), "openvino").unet.compiled_shapes  # it did run compiled
+    runners = fast.runners_for(fast.acquire_model(), "openvino")
+    assert runners.unet.compiled_shapes  # it did run compiled
+    assert runners.text_encode.runner_for(1, embeddings=False).compiled_shapes  # the text encoder too
     assert np.abs(got - expected).max() <= 2  # 8-bit pixels: fp32 reordering moves a value by a level at most
     cached = sorted(p.name.split("-")[0] for p in (root / "cache" / "openvino").glob("*.xml"))
-    assert cached == ["unet", "vae"]
+    assert cached == ["text", "unet", "vae"]
 
 
 def test_auto_keeps_small_models_eager(root: Path) -> None:
