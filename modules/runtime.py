@@ -314,6 +314,8 @@ class Runtime:
         backend = self.backend_for(model)
         if backend == "torch":
             return dataclasses.replace(model, vae_tiling=tiling)
+        if model.placement is not None:  # a compiled graph keeps its weights where it was compiled
+            eager_because = (*eager_because, f"--{model.placement.mode.value} moves the weights between devices")
         if eager_because:
             self.notices.once(f"{backend}: this job runs eager PyTorch: {'; '.join(eager_because)}")
             return dataclasses.replace(model, vae_tiling=tiling)
