@@ -74,16 +74,16 @@ def unet_pieces(unet: nn.Module) -> list[Unit]:
     units = []
     for child_name, child in unet.named_children():
         members = list(child) if isinstance(child, nn.ModuleList) else [child]
-        suffix = len(members) > 1 or isinstance(child, nn.ModuleList)
+        numbered = isinstance(child, nn.ModuleList)
         for index, member in enumerate(members):
-            units.append(Unit(f"UNet.{child_name}{f'.{index}' if suffix else ''}", (member,), (member,)))
+            units.append(Unit(f"UNet.{child_name}{f'.{index}' if numbered else ''}", (member,), (member,)))
     return units
 
 
 class Placement:
     """At most one unit on the compute device at a time; the others on the CPU.
 
-    ``move`` moves a module (a parameter): injectable so that tests can record moves
+    ``move(module, device)`` moves a module's weights: injectable so that tests can record moves
     without a GPU. Moves happen on the thread that runs the nets (jobs run one at a
     time); the lock keeps a preview decode on another thread from interleaving.
     """
