@@ -53,6 +53,8 @@ class DeviceFlags:
     bf16: bool = False
     device_id: int | None = None
     backend: str | None = None  # auto, torch, openvino, compile; None = the inference_backend setting
+    medvram: bool = False  # CUDA: one net on the GPU at a time (modules/device/placement.py)
+    lowvram: bool = False  # CUDA: the UNet too moved in block by block
 
 
 @dataclass(frozen=True)
@@ -140,9 +142,13 @@ def _add_device_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--bf16", action="store_true", help="bfloat16 instead of float16 for the UNet and text encoder")
     group.add_argument("--device-id", type=int, default=None, help="CUDA device index")
     group.add_argument("--backend", choices=BACKEND_CHOICES, default=None,
-                       help="how the UNet and VAE run: auto (OpenVINO on a CPU, PyTorch on CUDA), torch (eager), "
+                       help="how the UNet, VAE and text encoder run: auto (OpenVINO on a CPU, PyTorch on CUDA), torch (eager), "
                             "openvino, compile (torch.compile); default: the inference_backend setting")
     group.add_argument("--compile", action="store_true", help="the same as --backend compile")
+    group.add_argument("--medvram", action="store_true",
+                       help="CUDA: keep only the net in use (text encoder, UNet or VAE) on the GPU")
+    group.add_argument("--lowvram", action="store_true",
+                       help="CUDA: as --medvram, and move the UNet to the GPU one block at a time (much slower)")
 
 
 def _add_server_flags(group: argparse._ArgumentGroup) -> None:
@@ -193,7 +199,7 @@ def config_from_args(args: argparse.Namespace, root: Path) -> AppConfig:
     device = DeviceFlags(
         use_cpu=use_cpu, no_half=args.no_half, no_half_vae=args.no_half_vae,
         precision=args.precision, bf16=args.bf16, device_id=args.device_id,
-        backend=_backend_from_args(args),
+        backend=_backend_from_args(args), medvram=args.medvram, lowvram=args.lowvram,
     )
     return AppConfig(
         root=root, data_dir=data_dir, models_dir=models_dir,

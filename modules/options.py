@@ -71,7 +71,7 @@ class Options:
     # Server: how many jobs may wait behind the running one; more are refused (HTTP 503, Retry-After)
     queue_max_waiting: int = 100
     api_max_request_mb: int = 32  # a request body larger than this is refused (HTTP 413)
-    # Performance: how the UNet and VAE run ("auto" = OpenVINO on a CPU, eager PyTorch on CUDA;
+    # Performance: how the UNet, VAE and text encoder run ("auto" = OpenVINO on a CPU, eager PyTorch on CUDA;
     # the --backend flag wins), and when the VAE decodes/encodes in tiles (above this many pixels)
     inference_backend: str = "auto"
     vae_tiling: str = "Automatic"

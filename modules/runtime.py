@@ -314,6 +314,8 @@ class Runtime:
         backend = self.backend_for(model)
         if backend == "torch":
             return dataclasses.replace(model, vae_tiling=tiling)
+        if model.placement is not None:  # a compiled graph keeps its weights where it was compiled
+            eager_because = (*eager_because, f"--{model.placement.mode.value} moves the weights between devices")
         if eager_because:
             self.notices.once(f"{backend}: this job runs eager PyTorch: {'; '.join(eager_because)}")
             return dataclasses.replace(model, vae_tiling=tiling)
@@ -328,7 +330,8 @@ class Runtime:
             if key not in self._runners:
                 weights = weights_id(model.checkpoint.sha256, model.vae_file and model.vae_file.sha256)
                 self._runners[key] = build_runners(model.unet, model.vae, backend, weights,
-                                                   self.compiled_cache_dir, self.notices)
+                                                   self.compiled_cache_dir, self.notices,
+                                                   text_encoder=model.text_encoder)
             return self._runners[key]
 
     def check_queue_room(self) -> None:

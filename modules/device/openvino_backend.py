@@ -64,6 +64,8 @@ class CompiledNet:
     def __init__(self, compiled: Any, input_dtypes: Sequence[torch.dtype]):
         self._compiled = compiled
         self._input_dtypes = tuple(input_dtypes)
+        # The eager net answers in its inputs' float dtype; token ids in give fp32 hidden states out.
+        self._output_dtype = next((d for d in self._input_dtypes if d.is_floating_point), torch.float32)
         # An infer request is not thread-safe; jobs run one at a time, but previews may overlap.
         self._lock = threading.Lock()
         self._request = compiled.create_infer_request()
@@ -74,7 +76,7 @@ class CompiledNet:
             self._request.infer(arrays, share_inputs=True)
             # Copy out of the request's buffer: the next infer overwrites it.
             result = torch.from_numpy(self._request.get_output_tensor(0).data.copy())
-        return result.to(inputs[0].dtype)
+        return result.to(self._output_dtype)
 
 
 class OpenVINOCompiler:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from modules.config import DeviceFlags
+from modules.device.placement import Offload, choose_offload
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class DevicePolicy:
     vae_dtype: torch.dtype
     # Decode again in fp32 when the low-precision decode yields NaN.
     vae_retry_in_fp32: bool
+    offload: Offload = Offload.NONE  # --medvram / --lowvram placement (CUDA only)
 
     @property
     def is_cuda(self) -> bool:
@@ -39,6 +41,7 @@ class DevicePolicy:
         return (
             f"{self.device}: UNet {name(self.unet_dtype)}, text encoder {name(self.text_encoder_dtype)}, "
             f"VAE {name(self.vae_dtype)}{' (fp32 retry on NaN)' if self.vae_retry_in_fp32 else ''}"
+            f"{'' if self.offload is Offload.NONE else f', --{self.offload.value}'}"
         )
 
 
@@ -52,7 +55,8 @@ def choose_device_policy(flags: DeviceFlags, cuda_available: bool) -> DevicePoli
     net_dtype = torch.float32 if full else half
     vae_fp32 = flags.no_half_vae or flags.precision == "full"
     vae_dtype = torch.float32 if vae_fp32 else half
-    return DevicePolicy(device, net_dtype, net_dtype, vae_dtype, vae_retry_in_fp32=not vae_fp32)
+    return DevicePolicy(device, net_dtype, net_dtype, vae_dtype, vae_retry_in_fp32=not vae_fp32,
+                        offload=choose_offload(flags.medvram, flags.lowvram, is_cuda=True))
 
 
 def probe_cuda() -> bool:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from modules.device.openvino_backend import BackendUnavailable, ModuleCall, OpenVINOCompiler
+from modules.nets.text_encoders import TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ class ModelRunners:
     unet: Callable[..., Tensor]  # (x, timesteps, context) -> eps or v
     vae_decode: Callable[[Tensor], Tensor]  # unscaled latents -> pixels in [-1, 1]
     vae_encode: Callable[[Tensor], Tensor]  # pixels -> posterior mean
+    # (token ids, clip skip, input vectors) -> hidden states, as TextEncoder.encode; None: eager
+    text_encode: Callable[..., Tensor] | None = None
 
 
 def weights_id(*hashes: str | None) -> str:
@@ -145,23 +148,72 @@ def torch_compile(module: nn.Module, component: str) -> Compile:
 
 
 def build_runners(unet: nn.Module, vae: nn.Module, backend: str, weights: str, cache_dir: Path,
-                  notices: Notices, compiler: OpenVINOCompiler | None = None) -> ModelRunners:
-    """Runners for one model's UNet and VAE under ``backend`` (already resolved: not "auto")."""
+                  notices: Notices, compiler: OpenVINOCompiler | None = None,
+                  text_encoder: TextEncoder | None = None) -> ModelRunners:
+    """Runners for one model's UNet, VAE and (when given) text encoder under ``backend``
+    (already resolved: not "auto")."""
     decode, encode = ModuleCall(vae, vae.decode), ModuleCall(vae, vae.encode)
     if backend == "torch":
         return ModelRunners(backend, unet, vae.decode, vae.encode)
-    parts = {"UNet": unet, "VAE decoder": decode, "VAE encoder": encode}
     if backend == "openvino":
         compiler = compiler or OpenVINOCompiler(cache_dir, say=notices.once)
-        compile_parts = {name: openvino_compile(compiler, module, weights, name.replace(" ", "-").lower())
-                         for name, module in parts.items()}
+        compile_module = lambda module, component: openvino_compile(compiler, module, weights, component)  # noqa: E731
     elif backend == "compile":
-        compile_parts = {name: torch_compile(module, name) for name, module in parts.items()}
+        compile_module = torch_compile
     else:
         raise ValueError(f"not a resolved backend: {backend!r}")
-    names = {"UNet": ("x", "timesteps", "context"), "VAE decoder": ("z",), "VAE encoder": ("x",)}
-    runners = {name: ComponentRunner(name, parts[name], compile_parts[name], notices, names[name]) for name in parts}
-    return ModelRunners(backend, runners["UNet"], runners["VAE decoder"], runners["VAE encoder"])
+
+    def runner(name: str, module: nn.Module, arg_names: tuple[str, ...]) -> ComponentRunner:
+        return ComponentRunner(name, module, compile_module(module, name.replace(" ", "-").lower()), notices,
+                               arg_names)
+
+    return ModelRunners(
+        backend, runner("UNet", unet, ("x", "timesteps", "context")), runner("VAE decoder", decode, ("z",)),
+        runner("VAE encoder", encode, ("x",)),
+        None if text_encoder is None else TextEncoderRunner(text_encoder, runner),
+    )
+
+
+class TextEncoderCall(nn.Module):
+    """``TextEncoder.encode`` at one clip skip as a module of tensors only: token ids, and for
+    textual inversion the input vectors and where they go. The skip picks the layer, so it is
+    part of the graph: one converted model per skip (and per with/without embeddings)."""
+
+    def __init__(self, text_encoder: TextEncoder, clip_skip: int):
+        super().__init__()
+        self.text_encoder = text_encoder
+        self.clip_skip = clip_skip
+
+    def forward(self, token_ids: Tensor, vectors: Tensor | None = None, where: Tensor | None = None) -> Tensor:
+        return self.text_encoder.encode(token_ids, self.clip_skip, None if vectors is None else (vectors, where))
+
+
+class TextEncoderRunner:
+    """Called as ``TextEncoder.encode``; each (clip skip, embeddings or not) has its own runner."""
+
+    def __init__(self, text_encoder: TextEncoder,
+                 runner: Callable[[str, nn.Module, tuple[str, ...]], ComponentRunner]):
+        self.text_encoder = text_encoder
+        self._runner = runner
+        self._runners: dict[tuple[int, bool], ComponentRunner] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, token_ids: Tensor, clip_skip: int | None = None,
+                 input_vectors: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        skip = clip_skip or self.text_encoder.config.default_clip_skip
+        if not 1 <= skip <= self.text_encoder.config.num_layers:  # the eager call says what is wrong
+            return self.text_encoder.encode(token_ids, clip_skip, input_vectors)
+        runner = self.runner_for(skip, input_vectors is not None)
+        return runner(token_ids) if input_vectors is None else runner(token_ids, *input_vectors)
+
+    def runner_for(self, skip: int, embeddings: bool) -> ComponentRunner:
+        with self._lock:
+            key = (skip, embeddings)
+            if key not in self._runners:
+                name = f"text encoder skip{skip}{' embeddings' if embeddings else ''}"
+                arg_names = ("token_ids", "vectors", "where") if embeddings else ("token_ids",)
+                self._runners[key] = self._runner(name, TextEncoderCall(self.text_encoder, skip), arg_names)
+            return self._runners[key]
 
 
 def eager_reasons(has_loras: bool, seamless_tiling: bool) -> tuple[str, ...]:

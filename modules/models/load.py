@@ -19,6 +19,7 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
+from modules.device.placement import CPU, Offload, Placement, plan_placement
 from modules.device.policy import DevicePolicy
 from modules.device.runners import ModelRunners
 from modules.models.detect import UNET_PREFIX, VAE_PREFIX, detect_checkpoint, detect_vae_file, with_current_keys
@@ -79,6 +80,8 @@ class LoadedModel:
     # nets above, and when the VAE works in tiles. The runtime sets both per job.
     runners: ModelRunners | None = None
     vae_tiling: VAETiling = VAETiling()
+    # --medvram / --lowvram: which nets are on the GPU now (None: all of them stay there).
+    placement: Placement | None = None
 
     def unet_call(self):
         return self.unet if self.runners is None else self.runners.unet
@@ -88,6 +91,12 @@ class LoadedModel:
 
     def vae_encode_call(self):
         return self.vae.encode if self.runners is None else self.runners.vae_encode
+
+    def text_encode_call(self):
+        """``text_encoder.encode`` or the backend's runner for it (same signature)."""
+        if self.runners is None or self.runners.text_encode is None:
+            return self.text_encoder.encode
+        return self.runners.text_encode
 
 
 class CheckpointLayoutError(CheckpointError):
@@ -184,12 +193,15 @@ def load_model(checkpoint: CheckpointFile, vae_file: CheckpointFile | None, poli
         vae = build_vae(detected.vae, parts.vae, source)
     else:
         vae = load_vae_file(vae_file, detected.vae.embed_dim)
+    # Offloaded nets wait on the CPU; the placement brings each in when it runs.
+    home = policy.device if policy.offload is Offload.NONE else CPU
     for net, dtype in ((unet, policy.unet_dtype), (text_encoder, policy.text_encoder_dtype), (vae, policy.vae_dtype)):
-        net.to(device=policy.device, dtype=dtype).eval().requires_grad_(False)
+        net.to(device=home, dtype=dtype).eval().requires_grad_(False)
     tokenizer = build_clip_tokenizer(pad_token_id=detected.text_encoder.pad_token_id)
     return LoadedModel(
         checkpoint, vae_file, detected, unet, vae, text_encoder, tokenizer, policy, parts.alphas_cumprod,
         declared_preview_factors(source, detected.vae.embed_dim),
+        placement=plan_placement(policy.offload, policy.device, unet, text_encoder, vae),
     )
 
 

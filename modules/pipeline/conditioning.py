@@ -22,7 +22,7 @@ the sampler step the denoiser is at.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -300,10 +300,11 @@ def apply_emphasis(z: Tensor, weights: Tensor, mode: str) -> Tensor:
 
 def encode_texts(
     text_encoder: TextEncoder, tokenizer, texts: Sequence[str], clip_skip: int | None = None,
-    options: PromptOptions = PromptOptions(),
+    options: PromptOptions = PromptOptions(), encode: Callable[..., Tensor] | None = None,
 ) -> tuple[Tensor, tuple[EmbeddingInfo, ...]]:
     """[len(texts), 77 * chunks, width] and the embeddings used. Texts with fewer chunks are
-    padded with the empty prompt's encoding so all of them can share one batch."""
+    padded with the empty prompt's encoding so all of them can share one batch. ``encode``:
+    a compiled runner of ``text_encoder.encode`` (default: the eager method)."""
     width = text_encoder.config.hidden_size
     usable = options.embeddings.for_width(width).loaded
     index = embedding_index(tokenizer, usable)
@@ -319,7 +320,7 @@ def encode_texts(
         raise ValueError(f"the model's text encoder knows {vocabulary} tokens, but the prompt needs token id {largest}")
     device = next(text_encoder.parameters()).device
     ids = torch.tensor(rows, dtype=torch.long, device=device)
-    encoded = text_encoder.encode(ids, clip_skip, _input_vectors(flat, ids.shape, width))
+    encoded = (encode or text_encoder.encode)(ids, clip_skip, _input_vectors(flat, ids.shape, width))
     weights = torch.tensor([[1.0, *c.weights, 1.0] for c in flat])
     encoded = apply_emphasis(encoded, weights.to(encoded.device), options.emphasis)
     used = tuple(e for t in tokenized for e in t.used)
@@ -366,6 +367,13 @@ class StepConditioning:
     def at(self, steps: Sequence[int]) -> tuple[Tensor, list[int], list[float], Tensor]:
         """For each image's 0-based step: (cond rows, the image of each row, each row's AND
         weight, uncond per image)."""
+        rows, images, weights, uncond = self.rows_at(steps)
+        return self.table[rows], images, weights, self.table[uncond]
+
+    def rows_at(self, steps: Sequence[int]) -> tuple[list[int], list[int], list[float], list[int]]:
+        """``at`` as row numbers of ``table``: (cond rows, the image of each, its AND weight,
+        uncond row per image). Which images and weights the cond rows have does not depend on
+        the step; only the rows do."""
         rows, images, weights = [], [], []
         for image, (parts, step) in enumerate(zip(self.plan.cond, steps)):
             for schedule, weight in parts:
@@ -373,7 +381,7 @@ class StepConditioning:
                 images.append(image)
                 weights.append(weight)
         uncond = [_row_at(schedule, step) for schedule, step in zip(self.plan.uncond, steps)]
-        return self.table[rows], images, weights, self.table[uncond]
+        return rows, images, weights, uncond
 
 
 def _row_at(schedule: Schedule, step: int) -> int:
@@ -385,10 +393,10 @@ def _row_at(schedule: Schedule, step: int) -> int:
 
 def step_conditioning(
     text_encoder: TextEncoder, tokenizer, plan: PromptPlan, clip_skip: int | None, options: PromptOptions,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | None = None, encode: Callable[..., Tensor] | None = None,
 ) -> StepConditioning:
     with torch.no_grad():
-        table, _ = encode_texts(text_encoder, tokenizer, plan.texts, clip_skip, options)
+        table, _ = encode_texts(text_encoder, tokenizer, plan.texts, clip_skip, options, encode)
     return StepConditioning(table if dtype is None else table.to(dtype), plan)
 
 

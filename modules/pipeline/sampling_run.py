@@ -97,7 +97,7 @@ def text_conditioning(model: LoadedModel, prompts: Sequence[str], negatives: Seq
     layer = model.detected.text_encoder.default_clip_skip + (choice.clip_skip or 1) - 1
     plan = plan_prompts(prompts, negatives, choice.steps, choice.prompt_options, choice.first_pass_steps)
     return step_conditioning(model.text_encoder, model.tokenizer, plan, layer, choice.prompt_options,
-                             model.policy.unet_dtype)
+                             model.policy.unet_dtype, model.text_encode_call())
 
 
 def sample_txt2img_latents(

@@ -11,6 +11,7 @@ Salimans 2022) around it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import torch
@@ -82,9 +83,14 @@ class LCMDenoiser:
     model_sigmas: Tensor  # the model's full training sigmas, ascending in t
     prediction: Prediction = Prediction.EPS
 
+    @cached_property
+    def _lcm_sigmas(self) -> Tensor:
+        # Once per run: picking the 50 levels indexes with a host list, a copy to the device.
+        return lcm_model_sigmas(self.model_sigmas)
+
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
         sigma = _per_image(sigma, x)
-        table = lcm_model_sigmas(self.model_sigmas).to(device=x.device, dtype=sigma.dtype)
+        table = self._lcm_sigmas.to(device=x.device, dtype=sigma.dtype)
         stride = lcm_stride(self.model_sigmas)
         nearest = (sigma.log()[:, None] - table.log()[None, :]).abs().argmin(dim=1)
         timestep = (nearest * stride + (stride - 1)).to(sigma.dtype)
@@ -160,18 +166,49 @@ class CFGDenoiser:
 class StepConditioningSource(Protocol):
     """Text conditioning that depends on the sampling step (prompt editing, alternation, AND)."""
 
-    def at(self, steps: Sequence[int]) -> tuple[Tensor, list[int], list[float], Tensor]:
-        """Per image's 0-based step: (cond rows, the image of each row, each row's weight, uncond per image)."""
+    table: Tensor  # every distinct text encoded, [texts, tokens, width]
+
+    def rows_at(self, steps: Sequence[int]) -> tuple[list[int], list[int], list[float], list[int]]:
+        """Per image's 0-based step: (cond rows of ``table``, the image of each row, each row's
+        weight, uncond row per image). Images and weights must not depend on the steps."""
         ...
 
 
-def steps_of_sigmas(sigma: Tensor, ladder: Tensor) -> list[int]:
+def steps_of_sigmas(sigma: Tensor, ladder: Tensor) -> Tensor:
     """The 0-based step each image is at: the last ladder level (descending, final 0 excluded)
     at or above its sigma. Evaluations between two levels (midpoints of second-order samplers)
-    belong to the step that started there; a level is matched with a small relative tolerance."""
-    levels = ladder[:-1].double().cpu()
-    counts = (levels[None, :] >= sigma.double().cpu()[:, None] * (1 - 1e-5)).sum(dim=1) - 1
-    return counts.clamp(0, max(len(levels) - 1, 0)).tolist()
+    belong to the step that started there; a level is matched with a small relative tolerance.
+    Computed where sigma is (no read back to the host)."""
+    wide = torch.float32 if sigma.device.type == "mps" else torch.float64  # MPS has no float64
+    levels = ladder[:-1].to(sigma.device, wide)
+    counts = (levels[None, :] >= sigma.to(wide)[:, None] * (1 - 1e-5)).sum(dim=1) - 1
+    return counts.clamp(0, max(len(levels) - 1, 0))
+
+
+@dataclass(frozen=True)
+class _StepTables:
+    """The conditioning's row numbers for every step of a ladder, on the sampling device, so a
+    denoiser call picks its rows by indexing (A1111 looks them up on the host every step,
+    which waits for the GPU each time)."""
+
+    cond_rows: Tensor  # [steps, cond rows]: table row of cond row j at each step
+    uncond_rows: Tensor  # [steps, images]
+    images: Tensor  # [cond rows]: the image of each cond row
+    weights: Tensor  # [cond rows]: AND weight, float64 (cast to the output dtype before scaling)
+    plain: bool  # one cond row per image, weight 1, scale 1: no uncond needed
+
+    @classmethod
+    def build(cls, source: StepConditioningSource, steps: int, batch: int, scale: float,
+              device: torch.device) -> "_StepTables":
+        per_step = [source.rows_at([step] * batch) for step in range(max(steps, 1))]
+        _, images, weights, _ = per_step[0]
+        return cls(
+            cond_rows=torch.tensor([rows for rows, *_ in per_step], dtype=torch.long, device=device),
+            uncond_rows=torch.tensor([uncond for *_, uncond in per_step], dtype=torch.long, device=device),
+            images=torch.tensor(images, dtype=torch.long, device=device),
+            weights=torch.tensor(weights, dtype=torch.float64, device=device),
+            plain=scale == 1 and images == list(range(batch)) and all(w == 1 for w in weights),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,18 +225,30 @@ class ScheduledCFGDenoiser:
     ladder: Tensor  # the sigmas this run walks, ending in 0
     scale: float
     extra_inputs: Mapping[str, Tensor] = field(default_factory=dict)
+    _tables: dict = field(default_factory=dict, init=False, repr=False)  # (batch, device) -> _StepTables
 
     def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
         sigma = _per_image(sigma, x)
-        cond, images, weights, uncond = self.conditioning.at(steps_of_sigmas(sigma, self.ladder))
-        rows = torch.tensor(images, device=x.device)
-        if self.scale == 1 and images == list(range(x.shape[0])) and all(w == 1 for w in weights):
+        tables = self._tables_for(x)
+        step = steps_of_sigmas(sigma, self.ladder)
+        table = self.conditioning.table.to(x.device)
+        parts = torch.arange(tables.images.shape[0], device=x.device)
+        cond = table[tables.cond_rows[step[tables.images], parts]]
+        uncond = table[tables.uncond_rows[step, torch.arange(x.shape[0], device=x.device)]]
+        if tables.plain:
             return self.inner(x, sigma, context=cond, **self.extra_inputs)
+        rows = tables.images
         extra = {name: torch.cat([value[rows], value]) for name, value in self.extra_inputs.items()}
         both = self.inner(
             torch.cat([x[rows], x]), torch.cat([sigma[rows], sigma]), context=torch.cat([cond, uncond]), **extra
         )
-        conditional, unconditional = both[: len(images)], both[len(images) :]
-        factors = torch.tensor(weights, dtype=both.dtype, device=both.device) * self.scale
-        factors = factors.reshape(-1, *([1] * (x.dim() - 1)))
+        conditional, unconditional = both[: len(rows)], both[len(rows) :]
+        factors = (tables.weights.to(both.dtype) * self.scale).reshape(-1, *([1] * (x.dim() - 1)))
         return unconditional.index_add(0, rows, (conditional - unconditional[rows]) * factors)
+
+    def _tables_for(self, x: Tensor) -> _StepTables:
+        key = (x.shape[0], x.device)
+        if key not in self._tables:  # once per run: the batch and device do not change between steps
+            self._tables[key] = _StepTables.build(self.conditioning, len(self.ladder) - 1, x.shape[0],
+                                                  self.scale, x.device)
+        return self._tables[key]

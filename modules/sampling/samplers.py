@@ -82,7 +82,7 @@ class _Model:
 
     def at(self, x: Tensor, sigmas: Sequence[float]) -> Tensor:
         """The denoiser with one level per image."""
-        return self.denoiser(x, torch.tensor(list(sigmas), dtype=self.sigma_dtype, device=x.device))
+        return self.denoiser(x, _levels(x, sigmas, self.sigma_dtype))
 
 
 def _prepare(denoiser: Denoiser, sigmas: Tensor) -> tuple[_Model, list[float]]:
@@ -663,7 +663,17 @@ def _ancestral_target(sigma: float, sigma_next: float, sigma_min: float, eta: fl
 
 def _column(x: Tensor, values: Sequence[float]) -> Tensor:
     """Per-image scalars as a [B, 1, 1, ...] tensor that broadcasts against x."""
-    return torch.tensor(list(values), dtype=x.dtype, device=x.device).reshape(-1, *([1] * (x.dim() - 1)))
+    return _levels(x, values, x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
+
+
+def _levels(x: Tensor, values: Sequence[float], dtype: torch.dtype) -> Tensor:
+    """One value per image as a tensor on x's device. The same value for every image (all
+    samplers but the adaptive one) is filled there; a host list would be copied over, and on
+    CUDA such a copy waits for the queued work, once per step."""
+    values = list(values)
+    if all(value == values[0] for value in values):
+        return torch.full((len(values),), values[0], dtype=dtype, device=x.device)
+    return torch.tensor(values, dtype=dtype, device=x.device)
 
 
 def _dpm_solver_pair(

@@ -159,7 +159,8 @@ def bench_txt2img(args: argparse.Namespace, cache: Path) -> None:
         "eager": lambda: generate_txt2img(model, params, None),
     }
     for backend in (b for b in args.backends if b != "torch"):
-        runners = build_runners(model.unet, model.vae, backend, f"bundled-{backend}", cache, Notices())
+        runners = build_runners(model.unet, model.vae, backend, f"bundled-{backend}", cache, Notices(),
+                                text_encoder=model.text_encoder)
         fast = dataclasses.replace(model, runners=runners)
         row(f"txt2img ours {backend}: first generation (conversion included)",
             f"{first_call(lambda: generate_txt2img(fast, params, None)):.1f} s")

@@ -1,13 +1,15 @@
 """The GPU table: SD1.5 architecture at 512x512 (latent 64), fp16, ours vs diffusers, on one CUDA device.
 
-    venv/bin/python tests/benchmarks/bench_gpu.py [--repeats 5] [--skip-compile] [--device cpu]
+    venv/bin/python tests/benchmarks/bench_gpu.py [--repeats 5] [--skip-compile] [--device cpu] [--only offload]
 
 Rows (medians over interleaved repetitions, ratios from the same run):
 - UNet step, batch 2 (CFG pair): ours eager / channels_last / torch.compile / CUDA graphs
   (torch.compile "reduce-overhead") vs diffusers' UNet2DConditionModel, same weights;
 - 20-step sampling loop, batch 1 with CFG: ours (our sampler + CFG denoiser, UNet as above)
   vs diffusers' StableDiffusionPipeline (plain, fp16) in it/s, and peak VRAM of each;
-- VAE decode 512x512 and 1024x1024 fp16: whole vs tiled, peak VRAM; max difference tiled vs whole.
+- VAE decode 512x512 and 1024x1024 fp16: whole vs tiled, peak VRAM; max difference tiled vs whole;
+- whole txt2img through our pipeline (text encoder, 20 steps, VAE decode) from a checkpoint file:
+  peak VRAM and time with all nets resident, with --medvram and with --lowvram.
 Attention is PyTorch SDPA in both (flash / memory-efficient kernels on CUDA, chosen by PyTorch).
 Random weights (timings do not depend on them). Sized to finish in under 8 minutes on one GPU;
 ``--device cpu`` runs the same code paths on a tiny model, to check the script itself.
@@ -178,6 +180,49 @@ def bench_vae(family: Family, checkpoint, args, device, dtype) -> None:
             f"GiB; max |tiled - whole| {difference:.3f} on [-1, 1]", result["tiled"] / result["whole"])
 
 
+def bench_offload(family: Family, checkpoint, args, device) -> None:
+    """Peak VRAM of one whole txt2img (weights included) with each placement: the issue's
+    targets are <= 3.5 GiB resident, <= 2 GiB with --medvram."""
+    import dataclasses
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from modules.config import DeviceFlags
+    from modules.device.policy import choose_device_policy
+    from modules.models.files import CheckpointFile
+    from modules.models.load import load_model
+    from modules.pipeline.sampling_run import SamplingChoice, latents_to_images, sample_txt2img_latents
+
+    latent, factor = (64 if device.type == "cuda" else 16), 2 ** (len(family.vae.ch_mult) - 1)
+    targets = {"resident": " (target <= 3.5 GiB)", "medvram": " (target <= 2 GiB)", "lowvram": ""}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "sd15-random.safetensors"
+        save_file({k: v.half() if v.is_floating_point() else v for k, v in checkpoint.items()}, str(path))
+        file = CheckpointFile.from_file(path, path.name, "0" * 64)
+        for mode in ("resident", "medvram", "lowvram"):
+            flags = DeviceFlags() if mode == "resident" else dataclasses.replace(DeviceFlags(), **{mode: True})
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
+            model = load_model(file, None, choose_device_policy(flags, cuda_available=device.type == "cuda"))
+            spec = NoiseSpec(seeds=(1,), latent_shape=(4, latent, latent))
+            sync(device)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                latents = sample_txt2img_latents(model, ["a photograph of a cat"], [""], spec,
+                                                 SamplingChoice(sampler_name="Euler a", steps=args.steps))
+                latents_to_images(model, latents)
+            sync(device)
+            seconds = time.perf_counter() - start
+            peak = torch.cuda.max_memory_allocated(device) / 1024**3 if device.type == "cuda" else 0.0
+            say(f"txt2img {latent * factor}x{latent * factor}, {args.steps} steps, {mode}",
+                f"peak VRAM {peak:.2f} GiB{targets[mode]}, {seconds:.1f} s")
+            del model
+            gc.collect()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -185,6 +230,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--skip-compile", action="store_true")
     parser.add_argument("--vae-sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--only", choices=("unet", "vae", "offload"), default=None,
+                        help="one part of the table (unet: UNet step and sampling loop)")
     args = parser.parse_args()
     device = torch.device(args.device)
     started = time.perf_counter()
@@ -200,11 +247,15 @@ def main() -> int:
         print("CPU dry run on a tiny model (checks the script, measures nothing of interest)", flush=True)
     print("| what | measured | ratio |\n| --- | --- | --- |", flush=True)
     checkpoint = family.checkpoint(seed=0)
-    unet = bench_unet(family, checkpoint, args, device, dtype, latent)
-    bench_sampling(family, checkpoint, unet, args, device, dtype, latent)
-    del unet
-    gc.collect()
-    bench_vae(family, checkpoint, args, device, dtype)
+    if args.only in (None, "unet"):
+        unet = bench_unet(family, checkpoint, args, device, dtype, latent)
+        bench_sampling(family, checkpoint, unet, args, device, dtype, latent)
+        del unet
+        gc.collect()
+    if args.only in (None, "vae"):
+        bench_vae(family, checkpoint, args, device, dtype)
+    if args.only in (None, "offload"):
+        bench_offload(family, checkpoint, args, device)
     print(f"\n{time.perf_counter() - started:.0f} s in all")
     return 0
 

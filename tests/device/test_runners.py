@@ -14,7 +14,7 @@ from modules.device.runners import (
 )
 from modules.nets.unet import UNetModel
 from modules.nets.vae import AutoencoderKL
-from tests.models.family_configs import tiny_configs
+from tests.models.family_configs import random_clip_l_encoder, tiny_configs
 
 ov = pytest.importorskip("openvino")  # a pinned runtime requirement: present wherever the suite runs
 
@@ -155,3 +155,45 @@ def test_eager_reasons_name_what_changes_the_nets() -> None:
     assert eager_reasons(False, False) == ()
     assert "LoRA" in eager_reasons(True, False)[0]
     assert "circular padding" in eager_reasons(False, True)[0]
+
+
+def test_openvino_text_encoder_agrees_with_eager_and_is_cached_per_clip_skip(nets, tmp_path: Path) -> None:
+    unet, vae = nets
+    text_encoder = random_clip_l_encoder(seed=6).requires_grad_(False)
+    compiler = OpenVINOCompiler(tmp_path)
+    runners = build_runners(unet, vae, "openvino", "g" * 64, tmp_path, Notices(lambda _: None), compiler,
+                            text_encoder=text_encoder)
+    generator = torch.Generator().manual_seed(2)
+    ids = torch.randint(0, text_encoder.config.vocab_size, (2, 77), generator=generator)
+    vectors = torch.randn(2, 77, text_encoder.config.hidden_size, generator=generator)
+    where = torch.zeros(2, 77, dtype=torch.bool)
+    where[0, 3:5] = True  # a two-vector embedding in the first text
+    with torch.inference_mode():
+        for skip in (None, 2):
+            assert relative(runners.text_encode(ids, skip), text_encoder.encode(ids, skip)) <= 1e-3
+        embedded = runners.text_encode(ids, None, (vectors, where))
+        assert relative(embedded, text_encoder.encode(ids, None, (vectors, where))) <= 1e-3
+        assert not torch.allclose(embedded, text_encoder.encode(ids))  # the vectors were used
+        other = torch.randint(0, text_encoder.config.vocab_size, (2, 77), generator=generator)
+        assert relative(runners.text_encode(other), text_encoder.encode(other)) <= 1e-3
+        assert runners.text_encode(ids).dtype == torch.float32
+    assert compiler.conversions == 3  # skip 1, skip 2, skip 1 with embeddings; the second ids reuse skip 1
+    assert len(list(tmp_path.glob("text-encoder-skip1-g*.xml"))) == 1
+
+    later = OpenVINOCompiler(tmp_path)
+    again = build_runners(unet, vae, "openvino", "g" * 64, tmp_path, Notices(lambda _: None), later,
+                          text_encoder=text_encoder)
+    with torch.inference_mode():
+        assert relative(again.text_encode(ids), text_encoder.encode(ids)) <= 1e-3
+    assert (later.conversions, later.cache_reads) == (0, 1)
+
+
+def test_text_encoder_runner_leaves_a_bad_clip_skip_to_the_eager_error(nets, tmp_path: Path) -> None:
+    unet, vae = nets
+    text_encoder = random_clip_l_encoder(seed=6)
+    said: list[str] = []
+    runners = build_runners(unet, vae, "openvino", "h" * 64, tmp_path, Notices(said.append),
+                            text_encoder=text_encoder)
+    with pytest.raises(ValueError, match="clip skip must be between 1 and 2"):
+        runners.text_encode(torch.zeros(1, 77, dtype=torch.long), 5)
+    assert not list(tmp_path.glob("*.xml")) and not any("eager" in s for s in said)

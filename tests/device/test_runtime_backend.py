@@ -3,9 +3,11 @@ the converted nets land in the data dir's cache, and a job that changes the nets
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from safetensors.torch import save_file
 
@@ -38,10 +40,12 @@ def test_openvino_jobs_match_eager_and_cache_their_conversions(root: Path) -> No
     eager = Runtime(parse_config(["--data-dir", str(root), "--backend", "torch"], root), cuda_available=False)
     fast = Runtime(parse_config(["--data-dir", str(root), "--backend", "openvino"], root), cuda_available=False)
     expected, got = generate(eager), generate(fast)
-    assert fast.runners_for(fast.acquire_model(), "openvino").unet.compiled_shapes  # it did run compiled
+    runners = fast.runners_for(fast.acquire_model(), "openvino")
+    assert runners.unet.compiled_shapes  # it did run compiled
+    assert runners.text_encode.runner_for(1, embeddings=False).compiled_shapes  # the text encoder too
     assert np.abs(got - expected).max() <= 2  # 8-bit pixels: fp32 reordering moves a value by a level at most
     cached = sorted(p.name.split("-")[0] for p in (root / "cache" / "openvino").glob("*.xml"))
-    assert cached == ["unet", "vae"]
+    assert cached == ["text", "unet", "vae"]
 
 
 def test_auto_keeps_small_models_eager(root: Path) -> None:
@@ -63,3 +67,18 @@ def test_a_job_that_changes_the_nets_runs_eager_and_says_why(root: Path) -> None
 def test_compile_conflicting_with_backend_is_refused(root: Path) -> None:
     with pytest.raises(SystemExit):
         parse_config(["--compile", "--backend", "openvino"], root)
+
+
+def test_offloaded_models_run_eager_under_compile_and_say_why(root: Path) -> None:
+    from modules.device.placement import Offload, plan_placement
+
+    runtime = Runtime(parse_config(["--data-dir", str(root), "--compile"], root), cuda_available=False)
+    model = runtime.acquire_model()
+    offloaded = dataclasses.replace(model, placement=plan_placement(
+        Offload.MEDVRAM, torch.device("cpu"), model.unet, model.text_encoder, model.vae, move=lambda *_: None))
+    try:
+        assert runtime.job_model(offloaded).runners is None
+        said = "compile: this job runs eager PyTorch: --medvram moves the weights between devices"
+        assert runtime.notices.said == (said,)
+    finally:
+        offloaded.placement.remove()

@@ -227,9 +227,10 @@ def test_and_combines_sub_prompts_with_their_weights(model) -> None:  # noqa: F8
 
 def test_composable_guidance_formula() -> None:
     class Source:
-        def at(self, steps):
-            cond = torch.stack([torch.full((1, 1), 1.0), torch.full((1, 1), 2.0), torch.full((1, 1), 5.0)])
-            return cond, [0, 0, 1], [0.5, 2.0, 1.0], torch.stack([torch.full((1, 1), 0.25)] * 2)
+        table = torch.tensor([1.0, 2.0, 5.0, 0.25]).reshape(4, 1, 1)
+
+        def rows_at(self, steps):
+            return [0, 1, 2], [0, 0, 1], [0.5, 2.0, 1.0], [3, 3]
 
     def inner(x, sigma, context):  # denoised = the context's value, broadcast to the image
         return context.reshape(-1, 1, 1, 1).expand_as(x).clone()

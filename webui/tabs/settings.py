@@ -64,7 +64,7 @@ SECTIONS: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("txt2img_default_cfg_scale", "Default CFG scale"),
     ),
     "Optimizations": (
-        ("inference_backend", "Inference backend for the UNet and VAE (auto: OpenVINO on a CPU for SD-size models)"),
+        ("inference_backend", "Inference backend for the UNet, VAE and text encoder (auto: OpenVINO on a CPU for SD-size models)"),
         ("vae_tiling", "Decode and encode large images in tiles"),
         ("vae_tiling_min_pixels", "Tile images of more pixels than this (Automatic)"),
     ),
