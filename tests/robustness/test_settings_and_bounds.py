@@ -113,3 +113,12 @@ def test_an_unknown_vae_override_is_422_naming_the_setting(server: LiveServer, v
     assert "no checkpoint matches" in found["override_settings.sd_vae"]
     assert config_text(server) == before
     assert server.post("txt2img", {**FAST, "prompt": "after"}).status_code == 200
+
+
+@pytest.mark.parametrize("field, text, reason", [
+    ("prompt", "cat " * 10_000, "at most 20000"), ("negative_prompt", "x" * 20_001, "at most 20000"),
+    ("prompt", "a BREAK " * 65, "at most 64"),
+])
+def test_an_oversized_prompt_is_422_naming_the_field(server: LiveServer, field: str, text: str, reason: str) -> None:
+    assert reason in refused(server.post("txt2img", {**FAST, field: text}))[field]
+    assert server.post("txt2img", {**FAST, "prompt": "a BREAK " * 64}).status_code == 200
