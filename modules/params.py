@@ -31,6 +31,10 @@ CLIP_SKIP_RANGE = (1, 12)
 KNOB_RANGES = {"eta": (0.0, 1.0), "s_churn": (0.0, 100.0), "s_tmin": (0.0, 10.0), "s_tmax": (0.0, 999.0),
                "s_noise": (0.0, 1.1)}
 SEED_MAX = 2**32 - 1
+# Work bounds for a prompt: each BREAK starts another 75-token chunk the text encoder runs on, and
+# 5,000 of them take seconds before the first step; 20,000 characters is ~50 full chunks.
+MAX_PROMPT_CHARS = 20_000
+MAX_PROMPT_BREAKS = 64
 SUPPORTED_RNG = (RngSource.CPU, RngSource.GPU)
 
 
@@ -164,6 +168,12 @@ def _in_range(problems: list[tuple[str, str]], name: str, value: float, bounds: 
 
 def _common_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
+    for name in ("prompt", "negative_prompt"):
+        text = getattr(p, name)
+        if isinstance(text, str) and len(text) > MAX_PROMPT_CHARS:
+            problems.append((name, f"is {len(text)} characters long; at most {MAX_PROMPT_CHARS} are accepted"))
+        elif isinstance(text, str) and text.count("BREAK") > MAX_PROMPT_BREAKS:
+            problems.append((name, f"has {text.count('BREAK')} BREAKs; at most {MAX_PROMPT_BREAKS} are accepted"))
     for name in ("width", "height"):
         value = getattr(p, name)
         _in_range(problems, name, value, SIZE_RANGE)

@@ -231,6 +231,10 @@ def _resolve_when(when: str, steps: int, base_steps: int, hires: bool) -> int:
         value = (value - (1.0 if hires else 0.0)) * steps
     else:
         value = value - (base_steps if hires else 0)
+    if value != value or value == float("inf"):  # 1e309 reads as infinity; NaN names no step: never
+        return steps
+    if value == float("-inf"):
+        return -1  # before the first step: the edit applies from the start
     return min(steps, int(value))
 
 

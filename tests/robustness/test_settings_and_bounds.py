@@ -97,3 +97,28 @@ def test_output_folders_cannot_be_changed_from_the_network(tmp_path) -> None:
         assert server.post("options", {"jpeg_quality": 90}).status_code == 200  # other settings still change
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("prompt", ["[red:blue:1e309]", "[red:blue:-1e309]", "[red:blue:nan]"])
+def test_a_prompt_edit_at_an_overflowing_step_does_not_fail(server: LiveServer, prompt: str) -> None:
+    made = server.post("txt2img", {**FAST, "prompt": prompt})
+    assert made.status_code == 200, made.text
+    assert len(made.json()["images"]) == 1
+
+
+@pytest.mark.parametrize("vae", ["../../x", "no-such-vae"])
+def test_an_unknown_vae_override_is_422_naming_the_setting(server: LiveServer, vae: str) -> None:
+    before = config_text(server)
+    found = refused(server.post("txt2img", {**FAST, "override_settings": {"sd_vae": vae}}))
+    assert "no checkpoint matches" in found["override_settings.sd_vae"]
+    assert config_text(server) == before
+    assert server.post("txt2img", {**FAST, "prompt": "after"}).status_code == 200
+
+
+@pytest.mark.parametrize("field, text, reason", [
+    ("prompt", "cat " * 10_000, "at most 20000"), ("negative_prompt", "x" * 20_001, "at most 20000"),
+    ("prompt", "a BREAK " * 65, "at most 64"),
+])
+def test_an_oversized_prompt_is_422_naming_the_field(server: LiveServer, field: str, text: str, reason: str) -> None:
+    assert reason in refused(server.post("txt2img", {**FAST, field: text}))[field]
+    assert server.post("txt2img", {**FAST, "prompt": "a BREAK " * 64}).status_code == 200

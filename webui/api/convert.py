@@ -73,8 +73,7 @@ def request_settings(runtime: Runtime, overrides: Mapping[str, Any] | None) -> S
             continue
         try:
             validate_option(key, value)
-            if key == "sd_model_checkpoint" and value is not None:
-                value = runtime.usable_checkpoint_title(value)
+            value = runtime.resolved_setting(key, value)  # names must resolve, as for stored settings
             known[key] = value
         except OptionsError as error:
             problems.append((f"override_settings.{key}", error.reason))
