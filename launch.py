@@ -15,12 +15,46 @@ everything heavy is imported only after we are inside the virtual environment.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 COMMANDS = ("serve", "test", "txt2img", "img2img", "train-demo", "evaluate-demo", "bench")
+
+
+# A1111 compatibility surface: extensions' install.py files call these (``launch.is_installed``,
+# ``launch.run_pip``, ``launch.run``, ``launch.git``), so they live in this module under A1111's names.
+git = os.environ.get("GIT", "git")
+python = sys.executable
+
+
+def is_installed(package: str) -> bool:
+    """Whether a distribution (pip name) is installed in this environment."""
+    from importlib import metadata
+
+    try:
+        metadata.distribution(package)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def run(command: str, desc: str | None = None, errdesc: str | None = None, live: bool = True) -> str:
+    """Runs a shell command, printing ``desc``; a failure raises with ``errdesc`` and its output."""
+    if desc:
+        print(desc)
+    result = subprocess.run(command, shell=True, capture_output=not live, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{errdesc or 'Error running command'}.\nCommand: {command}\nError code: {result.returncode}")
+    return result.stdout or ""
+
+
+def run_pip(command: str, desc: str | None = None, live: bool = True) -> str:
+    """``pip <command>`` in this environment, as A1111's ``launch.run_pip``."""
+    return run(f'"{python}" -m pip {command} --prefer-binary', desc=f"Installing {desc}" if desc else None,
+               errdesc=f"Couldn't install {desc}", live=live)
 
 
 def split_command(argv: list[str]) -> tuple[str, list[str]]:

@@ -130,7 +130,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
         paths.add_argument(flag, type=Path, default=None, help=f"another folder to scan for {folder} upscaler models")
     _add_device_flags(parser.add_argument_group("device and precision"))
     _add_server_flags(parser.add_argument_group("server"))
-    parser.add_argument("--skip-install", action="store_true", help="do not check or install requirements")
+    parser.add_argument("--skip-install", action="store_true", help="do not check or install requirements, nor run extensions' install.py")
+    parser.add_argument("--disable-all-extensions", action="store_true", help="load no extension (the list is kept)")
+    parser.add_argument("--disable-extra-extensions", action="store_true", help="load only the extensions shipped with the program")
     return parser
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from modules.compat_options import OptionHTML, OptionInfo, options_section  # noqa: F401 - A1111's modules.options names
 from modules.fileio import write_bytes_atomically
 
 

@@ -1,0 +1,48 @@
+"""A1111 compatibility surface: ``modules.images`` (``image_grid``, ``split_grid``,
+``combine_grid``, ``flatten``, ``save_image``), thin over ``modules.pipeline``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+from modules.pipeline.grid import image_grid as _image_grid
+from modules.pipeline.tile_grid import combine_grid, split_grid  # noqa: F401
+
+
+def image_grid(imgs: list, batch_size: int = 1, rows: int | None = None) -> Image.Image:
+    """A1111's signature; ``rows`` None or 0 lets the grid choose."""
+    return _image_grid(imgs, rows or 0)
+
+
+def flatten(img: Image.Image, bgcolor: str) -> Image.Image:
+    """Composes an image with transparency over ``bgcolor``; opaque images pass unchanged but as RGB."""
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, bgcolor)
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
+
+
+def save_image(image: Image.Image, path: str, basename: str, seed=None, prompt=None, extension: str = "png",
+               info: str | None = None, short_filename: bool = False, no_prompt: bool = False, grid: bool = False,
+               pnginfo_section_name: str = "parameters", p=None, existing_info=None, forced_filename=None,
+               suffix: str = "", save_to_dirs=None) -> tuple[str, None]:
+    """Saves into ``path`` with the next free number, the infotext in PNG ``parameters``;
+    returns (filename, None) as A1111 does (no text sidecar)."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    if forced_filename:
+        stem = forced_filename
+    else:
+        taken = [int(p.name.split("-")[0]) for p in folder.iterdir() if p.name.split("-")[0].isdigit()]
+        stem = "-".join(filter(None, [f"{max(taken, default=-1) + 1:05d}", str(seed) if seed is not None else "", basename]))
+    filename = folder / f"{stem}{suffix}.{extension}"
+    kwargs = {}
+    if info and extension.lower() == "png":
+        text = PngImagePlugin.PngInfo()
+        text.add_text(pnginfo_section_name, info)
+        kwargs["pnginfo"] = text
+    image.save(filename, **kwargs)
+    return str(filename), None

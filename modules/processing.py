@@ -1,0 +1,152 @@
+"""A1111 compatibility surface: ``modules.processing`` — the mutable processing object ``p`` with
+A1111's field names, ``Processed``, ``fix_seed`` and ``create_infotext``.
+
+``process_images(p)`` needs the job's hook points (the engine runs scripts inside the job); until
+they are bound it raises, naming what is missing, rather than generating something else.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from modules.infotext.format import format_infotext
+from modules.sampling.noise import RANDOM_SEED_BOUND
+
+
+@dataclass
+class StableDiffusionProcessing:
+    """What a generation will do; scripts read and assign these fields as in A1111."""
+
+    sd_model: Any = None
+    outpath_samples: str | None = None
+    outpath_grids: str | None = None
+    prompt: str | list = ""
+    negative_prompt: str | list = ""
+    styles: list = field(default_factory=list)
+    seed: int = -1
+    subseed: int = -1
+    subseed_strength: float = 0.0
+    seed_resize_from_h: int = -1
+    seed_resize_from_w: int = -1
+    sampler_name: str = "Euler a"
+    scheduler: str = "Automatic"
+    batch_size: int = 1
+    n_iter: int = 1
+    steps: int = 20
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+    restore_faces: bool = False
+    tiling: bool = False
+    do_not_save_samples: bool = False
+    do_not_save_grid: bool = False
+    extra_generation_params: dict = field(default_factory=dict)
+    override_settings: dict = field(default_factory=dict)
+    override_settings_restore_afterwards: bool = True
+    denoising_strength: float | None = None
+    scripts: Any = None
+    script_args: list = field(default_factory=list)
+    all_prompts: list = field(default_factory=list)
+    all_negative_prompts: list = field(default_factory=list)
+    all_seeds: list = field(default_factory=list)
+    all_subseeds: list = field(default_factory=list)
+    iteration: int = 0
+    is_api: bool = False
+
+    @property
+    def sampler(self) -> str:
+        return self.sampler_name
+
+    def setup_prompts(self) -> None:
+        """One prompt per image, as A1111 expands a single prompt across ``n_iter * batch_size``."""
+        count = self.n_iter * self.batch_size
+        self.all_prompts = self.prompt if isinstance(self.prompt, list) else [self.prompt] * count
+        negative = self.negative_prompt
+        self.all_negative_prompts = negative if isinstance(negative, list) else [negative] * count
+
+
+@dataclass
+class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
+    enable_hr: bool = False
+    hr_scale: float = 2.0
+    hr_upscaler: str | None = None
+    hr_second_pass_steps: int = 0
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    hr_checkpoint_name: str | None = None
+    hr_sampler_name: str | None = None
+    hr_scheduler: str | None = None
+    hr_prompt: str = ""
+    hr_negative_prompt: str = ""
+
+
+@dataclass
+class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
+    init_images: list = field(default_factory=list)
+    resize_mode: int = 0
+    image_mask: Any = None
+    mask: Any = None
+    mask_blur: int = 4
+    mask_blur_x: int = 4
+    mask_blur_y: int = 4
+    inpainting_fill: int = 0
+    inpaint_full_res: bool = True
+    inpaint_full_res_padding: int = 0
+    inpainting_mask_invert: int = 0
+    initial_noise_multiplier: float = 1.0
+    denoising_strength: float | None = 0.75
+
+
+@dataclass
+class Processed:
+    """What ``process_images`` returns: the images and, per image, the infotext."""
+
+    p: Any
+    images: list
+    seed: int = -1
+    info: str = ""
+    subseed: int | None = None
+    all_prompts: list = field(default_factory=list)
+    all_negative_prompts: list = field(default_factory=list)
+    all_seeds: list = field(default_factory=list)
+    all_subseeds: list = field(default_factory=list)
+    infotexts: list = field(default_factory=list)
+    index_of_first_image: int = 0
+    comments: str = ""
+
+    def js(self) -> str:
+        import json
+        return json.dumps({"seed": self.seed, "infotexts": self.infotexts, "all_seeds": self.all_seeds})
+
+
+def get_fixed_seed(seed: int | None) -> int:
+    """-1, None or empty: a random seed, drawn as A1111 draws it."""
+    if seed is None or seed == "" or seed == -1:
+        return int(random.randrange(RANDOM_SEED_BOUND))
+    return int(seed)
+
+
+def fix_seed(p: StableDiffusionProcessing) -> None:
+    p.seed = get_fixed_seed(p.seed)
+    p.subseed = get_fixed_seed(p.subseed)
+
+
+def create_infotext(p: StableDiffusionProcessing, all_prompts=None, all_seeds=None, all_subseeds=None,
+                    comments=None, iteration: int = 0, position_in_batch: int = 0, **_: Any) -> str:
+    """The A1111 infotext of image ``iteration * batch_size + position_in_batch``, with the
+    script-set ``extra_generation_params`` after the standard fields."""
+    index = position_in_batch + iteration * p.batch_size
+    prompts = all_prompts or p.all_prompts or [p.prompt]
+    seeds = all_seeds or p.all_seeds or [p.seed]
+    negatives = p.all_negative_prompts or [p.negative_prompt]
+    fields = {"Steps": p.steps, "Sampler": p.sampler_name, "Schedule type": p.scheduler, "CFG scale": p.cfg_scale,
+              "Seed": seeds[min(index, len(seeds) - 1)], "Size": f"{p.width}x{p.height}",
+              **{k: v for k, v in p.extra_generation_params.items() if v is not None}}
+    return format_infotext(prompts[min(index, len(prompts) - 1)], negatives[min(index, len(negatives) - 1)], fields)
+
+
+def process_images(p: StableDiffusionProcessing) -> Processed:
+    raise NotImplementedError("process_images needs the job's script hook points, which this build does not bind yet; "
+                              "extensions that only add settings, tabs, callbacks or routes work")

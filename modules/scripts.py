@@ -1,0 +1,182 @@
+"""A1111 compatibility surface: ``modules.scripts`` as extensions import it.
+
+``Script`` (with A1111's lifecycle method names), ``AlwaysVisible``, ``basedir()``,
+``scripts_data`` and ``PostprocessImageArgs``/``PostprocessBatchListArgs``. Loading goes through
+``modules.extensions.loader``; this module only records which ``Script`` classes were found.
+The engine's own scripts are ``modules.extensions.scripts``.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from modules.extensions import loader
+
+AlwaysVisible = object()
+
+
+class PostprocessImageArgs:
+    def __init__(self, image: Any):
+        self.image = image
+
+
+class PostprocessBatchListArgs:
+    def __init__(self, images: list):
+        self.images = images
+
+
+class Script:
+    """Base class of an extension's script. ``show`` returns False, True, or ``AlwaysVisible``;
+    the other methods are called at A1111's points of the generation and do nothing by default."""
+
+    name: str | None = None
+    section: str | None = None
+    filename: str | None = None
+    args_from = 0
+    args_to = 0
+    alwayson = False
+    is_txt2img = False
+    is_img2img = False
+    group = None
+    create_group = True
+    infotext_fields: list | None = None
+    paste_field_names: list | None = None
+    api_info = None
+    on_before_component_elem_id: list | None = None
+    on_after_component_elem_id: list | None = None
+    setup_for_ui_only = False
+    controls = None
+
+    def title(self) -> str:
+        raise NotImplementedError()
+
+    def ui(self, is_img2img: bool) -> Any:
+        pass
+
+    def show(self, is_img2img: bool) -> Any:
+        return True
+
+    def run(self, p: Any, *args: Any) -> Any:
+        pass
+
+    def setup(self, p: Any, *args: Any) -> None: ...
+    def before_process(self, p: Any, *args: Any) -> None: ...
+    def process(self, p: Any, *args: Any) -> None: ...
+    def before_process_batch(self, p: Any, *args: Any, **kwargs: Any) -> None: ...
+    def after_extra_networks_activate(self, p: Any, *args: Any, **kwargs: Any) -> None: ...
+    def process_before_every_sampling(self, p: Any, *args: Any, **kwargs: Any) -> None: ...
+    def process_batch(self, p: Any, *args: Any, **kwargs: Any) -> None: ...
+    def postprocess_batch(self, p: Any, *args: Any, **kwargs: Any) -> None: ...
+    def postprocess_batch_list(self, p: Any, pp: PostprocessBatchListArgs, *args: Any, **kwargs: Any) -> None: ...
+    def on_mask_blend(self, p: Any, mba: Any, *args: Any) -> None: ...
+    def post_sample(self, p: Any, ps: Any, *args: Any) -> None: ...
+    def postprocess_image(self, p: Any, pp: PostprocessImageArgs, *args: Any) -> None: ...
+    def postprocess_maskoverlay(self, p: Any, ppmo: Any, *args: Any) -> None: ...
+    def postprocess_image_after_composite(self, p: Any, pp: PostprocessImageArgs, *args: Any) -> None: ...
+    def postprocess(self, p: Any, processed: Any, *args: Any) -> None: ...
+    def before_component(self, component: Any, **kwargs: Any) -> None: ...
+    def after_component(self, component: Any, **kwargs: Any) -> None: ...
+    def before_hr(self, p: Any, *args: Any) -> None: ...
+
+    def on_before_component(self, callback: Any, *, elem_id: str) -> None:
+        self.on_before_component_elem_id = [*(self.on_before_component_elem_id or []), (elem_id, callback)]
+
+    def on_after_component(self, callback: Any, *, elem_id: str) -> None:
+        self.on_after_component_elem_id = [*(self.on_after_component_elem_id or []), (elem_id, callback)]
+
+    def describe(self) -> str:
+        return ""
+
+    def elem_id(self, item_id: str) -> str:
+        """An element id unique to this script and tab, built as A1111 builds it."""
+        need_tabname = self.show(True) == self.show(False)
+        tabkind = "img2img" if self.is_img2img else "txt2img"
+        tabname = f"{tabkind}_" if need_tabname else ""
+        title = "".join(c if c.isalnum() or c == "_" else "_" for c in self.title().lower().replace(" ", "_"))
+        return f"script_{tabname}{title}_{item_id}"
+
+
+@dataclass
+class ScriptFile:
+    basedir: str
+    filename: str
+    path: str
+
+
+@dataclass
+class ScriptClassData:
+    script_class: type
+    path: str
+    basedir: str
+    module: ModuleType
+
+
+scripts_data: list[ScriptClassData] = []
+postprocessing_scripts_data: list[ScriptClassData] = []
+current_basedir = str(Path(__file__).resolve().parent.parent)
+load_errors: list[str] = []
+
+
+def basedir() -> str:
+    """The folder of the extension whose scripts are loading (A1111 sets it per file)."""
+    return current_basedir
+
+
+def _collect(module: ModuleType, path: str, base: str) -> None:
+    from modules.scripts_postprocessing import ScriptPostprocessing
+    for value in vars(module).values():
+        if not isinstance(value, type) or value.__module__ != module.__name__:
+            continue
+        if issubclass(value, Script) and value is not Script:
+            scripts_data.append(ScriptClassData(value, path, base, module))
+        elif issubclass(value, ScriptPostprocessing) and value is not ScriptPostprocessing:
+            postprocessing_scripts_data.append(ScriptClassData(value, path, base, module))
+
+
+def load_extension_scripts(extensions: list[loader.Extension]) -> list[ScriptClassData]:
+    """Imports the scripts of every enabled extension, in load order, and records their classes."""
+    global current_basedir
+    scripts_data.clear()
+    postprocessing_scripts_data.clear()
+    for extension in extensions:
+        if not extension.enabled:
+            continue
+        current_basedir = str(extension.path)
+        try:
+            for module in loader.load_scripts(extension):
+                _collect(module, module.__file__ or "", str(extension.path))
+        finally:
+            current_basedir = str(Path(__file__).resolve().parent.parent)
+    return scripts_data
+
+
+def instantiate(data: ScriptClassData, is_img2img: bool) -> Script | None:
+    """One script object for a tab, or None when it hides itself there or its constructor fails."""
+    try:
+        script = data.script_class()
+        script.filename = data.path
+        script.is_txt2img, script.is_img2img = not is_img2img, is_img2img
+        visibility = script.show(is_img2img)
+    except Exception:  # isolates an extension
+        load_errors.append(f"{data.path}: {traceback.format_exc(limit=-3)}")
+        return None
+    if visibility is AlwaysVisible:
+        script.alwayson = True
+    elif not visibility:
+        return None
+    script.name = script.title().lower()
+    return script
+
+
+def list_scripts(scriptdirname: str, extension: str, *, include_extensions: bool = True) -> list[ScriptFile]:
+    folder = Path(current_basedir) / scriptdirname
+    return [ScriptFile(current_basedir, p.name, str(p)) for p in sorted(folder.glob(f"*{extension}"))] if folder.is_dir() else []
+
+
+def list_files_with_name(filename: str) -> list[str]:
+    return [str(Path(current_basedir) / filename)] if os.path.isfile(os.path.join(current_basedir, filename)) else []

@@ -1,0 +1,81 @@
+"""A1111 compatibility surface: ``modules.shared`` as extensions import it.
+
+``opts`` (settings with attribute access, ``add_option``, ``onchange``), ``OptionInfo``,
+``OptionHTML``, ``options_section``, ``cmd_opts`` and ``state``. These are module globals because
+the ecosystem reads them as such (DESIGN §8); the app binds them to its one Runtime at start.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+from modules.compat_options import OptionHTML, OptionInfo, Options, options_section  # noqa: F401
+
+
+class State:
+    """The progress fields extensions read and set (A1111's ``shared.state``)."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self.skipped = False
+        self.job = ""
+        self.job_count = 0
+        self.job_no = 0
+        self.sampling_step = 0
+        self.sampling_steps = 0
+        self.textinfo: str | None = None
+        self.current_image = None
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+
+    def skip(self) -> None:
+        self.skipped = True
+
+    def begin(self, job: str = "(unknown)") -> None:
+        self.__init__()
+        self.job = job
+
+    def end(self) -> None:
+        self.job = ""
+        self.job_count = 0
+
+    def nextjob(self) -> None:
+        self.job_no += 1
+        self.sampling_step = 0
+
+    def set_current_image(self) -> None:
+        """Live previews are drawn by our progress endpoint; nothing to do here."""
+
+
+class TotalTQDM:
+    """A1111's whole-job progress bar; our progress is reported by the job, so these do nothing."""
+
+    def reset(self) -> None: ...
+    def update(self) -> None: ...
+    def updateTotal(self, new_total: int) -> None: ...  # noqa: N802 - A1111's name
+    def clear(self) -> None: ...
+
+
+opts = Options()
+cmd_opts = argparse.Namespace()
+state = State()
+total_tqdm = TotalTQDM()
+sd_model: Any = None
+sd_upscalers: list = []
+demo: Any = None
+hide_dirs: dict = {}
+parser = argparse.ArgumentParser(add_help=False)
+
+
+def reload_hypernetworks() -> None:
+    """Hypernetworks are not supported (README); kept so extensions that call it do not fail."""
+
+
+def listfiles(dirname: str) -> list[str]:
+    import os
+    return sorted(os.path.join(dirname, f) for f in os.listdir(dirname) if not f.startswith(".")) if os.path.isdir(dirname) else []
+
+
+onchange_callbacks: list[Callable] = []
