@@ -10,6 +10,7 @@ which the generation checks between sampling steps.
 from __future__ import annotations
 
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -17,6 +18,8 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,10 @@ class Progress:
 class Job:
     """A submitted piece of work: its result (a Future), progress, and stop requests."""
 
-    def __init__(self, job_id: str, work: Callable[["Job"], Any]):
+    def __init__(self, job_id: str, work: Callable[["Job"], Any], description: str = "job"):
         self.id = job_id
         self.work = work
+        self.description = description  # what the console line says it is, e.g. "txt2img 512x512 ..."
         self.future: Future = Future()
         self.progress = Progress()
         self._interrupt = threading.Event()
@@ -105,12 +109,13 @@ class JobQueue:
         self._worker: threading.Thread | None = None
         self.current: Job | None = None
 
-    def submit(self, work: Callable[[Job], Any], max_waiting: int | None = None) -> Job:
-        """Queue ``work``; QueueFullError (nothing queued) when ``max_waiting`` jobs already wait."""
+    def submit(self, work: Callable[[Job], Any], max_waiting: int | None = None, description: str = "job") -> Job:
+        """Queue ``work``; QueueFullError (nothing queued) when ``max_waiting`` jobs already wait.
+        ``description`` (kind, size, steps) goes into the job's console line."""
         with self._lock:
             if max_waiting is not None and len(self._waiting) >= max_waiting:
                 raise QueueFullError(len(self._waiting), self._seconds_per_job())
-            job = Job(f"job-{next(self._ids)}", work)
+            job = Job(f"job-{next(self._ids)}", work, description)
             self._waiting.append(job)
             self._recent[job.id] = job
             while len(self._recent) > RECENT_JOBS:
@@ -179,11 +184,16 @@ class JobQueue:
                 self.current = job
             started = time.monotonic()
             job.report(started=started)
+            outcome = "cancelled"
             if job.future.set_running_or_notify_cancel():
                 try:
                     job.future.set_result(job.work(job))
+                    outcome = "interrupted" if job.interrupted else "done"
                 except Exception as error:  # the job's own error goes to its caller, the worker lives on
                     job.future.set_exception(error)
+                    outcome = f"failed: {error}"
+            # One line per job, so an operator can see what the server does and how long it takes.
+            log.info("%s %s: %s in %.1f s", job.id, job.description, outcome, time.monotonic() - started)
             # The work closure holds the job's inputs (init images, masks): a finished job keeps
             # only its result, so the recent jobs kept for reloads stay small.
             job.work = None

@@ -293,7 +293,7 @@ class Runtime:
                                 save=save, full_preview=full_preview, extra=lora_fields,
                                 prompt_options=prompt_options, **hires_upscaling)
 
-        return self.jobs.submit(work, max_waiting=options.queue_max_waiting)
+        return self.jobs.submit(work, max_waiting=options.queue_max_waiting, description=job_description(params))
 
     # ----- backends -----
     def backend_for(self, model: LoadedModel) -> str:
@@ -410,3 +410,10 @@ class Runtime:
 
     def _load(self, key: ModelKey) -> LoadedModel:
         return load_model(key.checkpoint, key.vae, self.device_policy)
+
+
+def job_description(params: Txt2ImgParams) -> str:
+    """The job's console description: kind, size, batch and steps (what makes it long or short)."""
+    kind = "img2img" if isinstance(params, Img2ImgParams) else "txt2img"
+    return (f"{kind} {params.width}x{params.height} batch {params.batch_size}x{params.n_iter} "
+            f"steps {params.steps} {params.sampler_name}")

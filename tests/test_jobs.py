@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 
 import pytest
@@ -81,3 +83,28 @@ def test_progress_fraction_and_eta() -> None:
     assert progress.fraction() == pytest.approx(0.75)
     assert progress.eta_seconds(now=130.0) == pytest.approx(10.0)  # 30 s for 3/4 -> 10 s left
     assert Progress().eta_seconds(now=1.0) is None
+
+
+def test_each_job_leaves_one_console_line_with_what_it_was_and_how_it_ended(
+        jobs: JobQueue, caplog: pytest.LogCaptureFixture) -> None:
+    def fail(job):
+        raise ValueError("out of memory")
+
+    def interrupted(job):
+        job.interrupt()
+        return []
+
+    caplog.set_level(logging.INFO, logger="modules.jobs")
+    done = jobs.submit(lambda job: [1], description="txt2img 64x64 batch 1x1 steps 4 Euler")
+    failed = jobs.submit(fail, description="img2img 64x64 batch 2x1 steps 8 DDIM")
+    stopped = jobs.submit(interrupted, description="txt2img 128x64 batch 1x1 steps 20 Euler a")
+    done.future.result(timeout=5)
+    with pytest.raises(ValueError):
+        failed.future.result(timeout=5)
+    stopped.future.result(timeout=5)
+    jobs.shutdown(timeout=5)
+    lines = [r.getMessage() for r in caplog.records if r.name == "modules.jobs"]
+    assert len(lines) == 3
+    assert re.fullmatch(rf"{done.id} txt2img 64x64 batch 1x1 steps 4 Euler: done in \d+\.\d s", lines[0])
+    assert lines[1].startswith(f"{failed.id} img2img 64x64 batch 2x1 steps 8 DDIM: failed: out of memory in ")
+    assert lines[2].startswith(f"{stopped.id} txt2img 128x64 batch 1x1 steps 20 Euler a: interrupted in ")

@@ -7,6 +7,7 @@ and ``--autolaunch`` opens the system browser.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -67,7 +68,20 @@ def after_start(server: uvicorn.Server, config: AppConfig) -> None:
         webbrowser.open(local_url(config))
 
 
+def console_logging() -> None:
+    """The engine's informational lines (one per job, model loads, backend fallbacks) on the
+    console; libraries' own loggers keep their defaults, so the console is not flooded."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    engine = logging.getLogger("modules")
+    if not engine.handlers:
+        engine.addHandler(handler)
+        engine.setLevel(logging.INFO)
+        engine.propagate = False
+
+
 def serve(config: AppConfig) -> int:
+    console_logging()
     runtime = Runtime(config)
     for path in runtime.remove_stale_temporaries():
         print(f"Removed {path}: a save that an earlier run did not finish")
