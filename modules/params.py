@@ -31,6 +31,10 @@ CLIP_SKIP_RANGE = (1, 12)
 KNOB_RANGES = {"eta": (0.0, 1.0), "s_churn": (0.0, 100.0), "s_tmin": (0.0, 10.0), "s_tmax": (0.0, 999.0),
                "s_noise": (0.0, 1.1)}
 SEED_MAX = 2**32 - 1
+# Work bound for one batch: the UNet and VAE hold a whole batch at once, so its pixels (width x
+# height x batch size, and the same at the hires size) are what memory and time grow with. Four
+# images at the largest size: 1024x1024 x 8 and 2048x2048 x 4 pass, 2048x2048 x 8 does not.
+MAX_BATCH_PIXELS = SIZE_RANGE[1] * SIZE_RANGE[1] * 4
 # Work bounds for a prompt: each BREAK starts another 75-token chunk the text encoder runs on, and
 # 5,000 of them take seconds before the first step; 20,000 characters is ~50 full chunks.
 MAX_PROMPT_CHARS = 20_000
@@ -183,6 +187,8 @@ def _common_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:
     _in_range(problems, "cfg_scale", p.cfg_scale, CFG_RANGE)
     _in_range(problems, "batch_size", p.batch_size, BATCH_SIZE_RANGE)
     _in_range(problems, "n_iter", p.n_iter, BATCH_COUNT_RANGE)
+    if not any(name in ("width", "height", "batch_size") for name, _ in problems):
+        _batch_pixels_problem(problems, "batch_size", p.width, p.height, p.batch_size)
     _in_range(problems, "subseed_strength", p.subseed_strength, (0.0, 1.0))
     for name in ("seed", "subseed"):
         _in_range(problems, name, getattr(p, name), (-(2**63), SEED_MAX))
@@ -232,7 +238,16 @@ def _hires_problems(p: Txt2ImgParams, model_upscalers: Collection[str] = ()) -> 
         width, height = p.hires_size()
         if not (SIZE_RANGE[0] <= width <= SIZE_RANGE[1] and SIZE_RANGE[0] <= height <= SIZE_RANGE[1]):
             problems.append(("hr_scale", f"the hires size {width}x{height} is outside {SIZE_RANGE[0]}..{SIZE_RANGE[1]}"))
+        else:
+            _batch_pixels_problem(problems, "hr_scale", width, height, p.batch_size)
     return problems
+
+
+def _batch_pixels_problem(problems: list[tuple[str, str]], name: str, width: int, height: int, batch: int) -> None:
+    """The batch's pixels over MAX_BATCH_PIXELS: a problem named after the field to lower."""
+    if isinstance(batch, int) and width * height * batch > MAX_BATCH_PIXELS:
+        problems.append((name, f"{width}x{height} x batch {batch} is {width * height * batch / 1e6:.1f} megapixels "
+                               f"at once; at most {MAX_BATCH_PIXELS / 1e6:.1f} are accepted (lower the batch size or the size)"))
 
 
 def params_field_names(cls: type = Txt2ImgParams) -> tuple[str, ...]:

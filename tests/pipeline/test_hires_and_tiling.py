@@ -45,6 +45,19 @@ def test_hires_validation() -> None:
         Txt2ImgParams(enable_hr=True, width=1280, height=1280, hr_scale=2).validate()
 
 
+def test_a_batch_is_bounded_by_its_pixels_at_both_sizes() -> None:
+    # 2048x2048 x 4 is the most one batch may hold (16.8 megapixels); one image more is refused
+    Txt2ImgParams(width=2048, height=2048, batch_size=4).validate()
+    with pytest.raises(ParamsError, match=r"batch_size: 2048x2048 x batch 5 is 21\.0 megapixels"):
+        Txt2ImgParams(width=2048, height=2048, batch_size=5).validate()
+    Txt2ImgParams(width=1024, height=1024, batch_size=4, enable_hr=True, hr_scale=2).validate()
+    with pytest.raises(ParamsError, match=r"hr_scale: 2048x2048 x batch 8 is 33\.6 megapixels"):
+        Txt2ImgParams(width=1024, height=1024, batch_size=8, enable_hr=True, hr_scale=2).validate()
+    with pytest.raises(ParamsError) as refused:  # a size already out of range is not reported twice
+        Txt2ImgParams(width=4096, height=4096, batch_size=8).validate()
+    assert "megapixels" not in str(refused.value)
+
+
 @torch.inference_mode()
 def test_tiling_makes_the_unet_shift_equivariant(model) -> None:  # noqa: F811
     """With circular padding everywhere, shifting the input by the downsampling factor shifts the output."""

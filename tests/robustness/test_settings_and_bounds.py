@@ -122,3 +122,14 @@ def test_an_unknown_vae_override_is_422_naming_the_setting(server: LiveServer, v
 def test_an_oversized_prompt_is_422_naming_the_field(server: LiveServer, field: str, text: str, reason: str) -> None:
     assert reason in refused(server.post("txt2img", {**FAST, field: text}))[field]
     assert server.post("txt2img", {**FAST, "prompt": "a BREAK " * 64}).status_code == 200
+
+
+@pytest.mark.parametrize("fields, name", [
+    ({"width": 2048, "height": 2048, "batch_size": 8}, "batch_size"),
+    ({"width": 1024, "height": 1024, "batch_size": 8, "enable_hr": True, "hr_scale": 2.0,
+      "hr_upscaler": "Latent"}, "hr_scale"),
+])
+def test_a_batch_of_too_many_pixels_is_422_naming_what_to_lower(server: LiveServer, fields: dict, name: str) -> None:
+    problems = refused(server.post("txt2img", {**FAST, **fields}))
+    assert "megapixels" in problems[name] and "at most 16.8" in problems[name]
+    assert server.post("txt2img", {**FAST, "prompt": "after"}).status_code == 200
