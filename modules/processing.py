@@ -7,12 +7,11 @@ they are bound it raises, naming what is missing, rather than generating somethi
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from modules.infotext.format import format_infotext
-from modules.sampling.noise import RANDOM_SEED_BOUND
+from modules.sampling.noise import system_entropy
 
 
 @dataclass
@@ -122,9 +121,10 @@ class Processed:
 
 
 def get_fixed_seed(seed: int | None) -> int:
-    """-1, None or empty: a random seed, drawn as A1111 draws it."""
+    """-1, None or empty: a random seed in A1111's range, from the operating system's entropy
+    (as the engine draws its own; never the global generator, which extensions may have seeded)."""
     if seed is None or seed == "" or seed == -1:
-        return int(random.randrange(RANDOM_SEED_BOUND))
+        return system_entropy()
     return int(seed)
 
 
