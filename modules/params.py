@@ -94,6 +94,9 @@ class Txt2ImgParams:
     hr_resize_x: int = 0  # 0 and 0 = scale by hr_scale
     hr_resize_y: int = 0
     denoising_strength: float = 0.7
+    # Always-on scripts this job runs, by title with their positional args (A1111's
+    # ``alwayson_scripts``); resolved against the script registry by ``Runtime.submit``.
+    alwayson_scripts: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     def hires_size(self) -> tuple[int, int]:
         """(width, height) of the hires pass: resize-to when given (a 0 side follows the aspect), else scaled."""

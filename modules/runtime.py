@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from modules.config import AppConfig
@@ -32,7 +33,8 @@ from modules.pipeline.conditioning import PromptOptions
 from modules.pipeline.prompt_syntax import strip_comments
 from modules.options import PATH_OPTIONS, Options, OptionsError, OptionsStore
 from modules.sampling.catalog import resolve_sampler
-from modules.extensions.scripts import ScriptRegistry
+from modules.extensions.scripts import ScriptArgsError, ScriptHooks, ScriptRegistry
+from modules.pipeline.hooks import HookChain, JobHooks
 from modules.upscalers.library import UpscalerLibrary, Upscaling, tile_settings
 from modules.pipeline.postprocess import PostprocessRegistry
 
@@ -40,6 +42,17 @@ from modules.pipeline.postprocess import PostprocessRegistry
 _RAM_FOR_TWO_MODELS = 16 * 1024**3
 VAE_AUTOMATIC = "Automatic"
 VAE_NONE = "None"
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A job checked by ``Runtime.prepare_job``: its final parameters and its scripts' hooks."""
+
+    params: Txt2ImgParams
+    hooks: JobHooks
+
+    def __iter__(self):
+        return iter((self.params, self.hooks))
 
 
 class NoCheckpointError(LookupError):
@@ -265,15 +278,53 @@ class Runtime:
         self._chosen_this_session = model.checkpoint.title
         return model
 
-    def submit(self, params: Txt2ImgParams, preview_every: int = 0, save: SaveOptions | None = None) -> Job:
-        """Validate (raising ParamsError at the edge, nothing queued), merge the chosen styles into
-        the prompts, and queue one generation. ``save`` None = the saving settings as they are now."""
+    def prepare_job(self, params: Txt2ImgParams | PreparedJob) -> PreparedJob:
+        """The job as it will run, checked once: every always-on script of its tab with the args
+        ``params.alwayson_scripts`` gives it (its defaults for the rest, as A1111's API fills them)
+        and its ``process`` applied; then validated, the chosen styles merged and prompt comments
+        stripped. ParamsError (nothing queued) names every bad field, ``alwayson_scripts.<title>``
+        for a script's."""
+        if isinstance(params, PreparedJob):
+            return params
+        is_img2img = isinstance(params, Img2ImgParams)
+        given, problems = {}, []
+        for title, args in params.alwayson_scripts:
+            try:
+                given[self.scripts.find(title, is_img2img, alwayson=True).title()] = list(args)
+            except KeyError as error:
+                problems.append((f"alwayson_scripts.{title}", str(error.args[0])))
+        hooks: list[JobHooks] = []
+        for script in self.scripts.alwayson(is_img2img):  # in the registry's order, as A1111 runs them
+            defaults = [arg.value for arg in script.args_info()]
+            args = given.get(script.title(), [])
+            hook = ScriptHooks(script, [*args, *defaults[len(args):]])
+            try:
+                params = hook.before_job(params)
+                hooks.append(hook)
+            except ScriptArgsError as error:
+                problems.append((f"alwayson_scripts.{script.title()}", str(error)))
+        if problems:
+            raise ParamsError(problems)
         params = self.with_styles(params.validate(self.upscaler_library.model_names()))
-        options = self.options.current
-        if options.enable_prompt_comments:  # A1111 strips them before anything, infotext included
+        if self.options.current.enable_prompt_comments:  # A1111 strips them before anything, infotext included
             params = dataclasses.replace(params, prompt=strip_comments(params.prompt),
                                          negative_prompt=strip_comments(params.negative_prompt))
+        return PreparedJob(params, HookChain(hooks))
+
+    def preview_every(self) -> int:
+        """Live previews every N steps per the "Live previews" settings (0 = none)."""
+        options = self.options.current
+        return max(options.show_progress_every_n_steps, 0) if options.live_previews_enable else 0
+
+    def submit(self, job: Txt2ImgParams | PreparedJob, preview_every: int | None = None,
+               save: SaveOptions | None = None) -> Job:
+        """Queue one generation, checked once (``prepare_job``, unless already prepared: ParamsError
+        at the edge, nothing queued); its always-on scripts run at their hook points inside the job.
+        ``preview_every`` None = the live-preview settings; ``save`` None = the saving settings now."""
+        params, hooks = self.prepare_job(job)
+        options = self.options.current
         save = save or save_options_from(options, self.config.data_dir)
+        preview_every = self.preview_every() if preview_every is None else preview_every
         full_preview = options.show_progress_type == "Full"
         loras = self.lora_library.requests_for(
             {"prompt": params.prompt, "negative_prompt": params.negative_prompt},
@@ -291,7 +342,7 @@ class Runtime:
             with loras_applied(model, loras) as lora_fields:
                 return generate(model, params, self.config.outputs_dir, job, preview_every=preview_every,
                                 save=save, full_preview=full_preview, extra=lora_fields,
-                                prompt_options=prompt_options, **hires_upscaling)
+                                prompt_options=prompt_options, hooks=hooks, **hires_upscaling)
 
         return self.jobs.submit(work, max_waiting=options.queue_max_waiting, description=job_description(params))
 

@@ -3,13 +3,12 @@
 Both generation tabs build their common controls (prompts, sampler, size, batch,
 CFG, seed, script) here, keyed by the ``Txt2ImgParams`` field each one sets, so
 a handler gets ``{field name: value}`` and the binding is plain data that can be
-tested without a browser. Settings that travel with each job (clip skip, eta,
-ENSD, RNG source) are added here too, at the edge (DESIGN §3).
+tested without a browser. The settings that travel with each job are folded in by
+``modules.job_spec.job_params``, as for the API and the command line.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -17,13 +16,13 @@ import gradio as gr
 from PIL import Image
 
 from modules.infotext.apply import infotext_to_params
+from modules.job_spec import job_params
 from modules.infotext.parse import parse_infotext
 from modules.options import Options
 from modules.params import Img2ImgParams, InpaintFill, ParamsError, Txt2ImgParams
 from modules.pipeline.images import ResizeMode
 from modules.pipeline.upscale import UPSCALER_NAMES
-from modules.sampling.catalog import resolve_sampler, sampler_names, schedule_labels
-from modules.sampling.noise import RngSource
+from modules.sampling.catalog import sampler_names, schedule_labels
 
 INT_FIELDS = frozenset({
     "steps", "width", "height", "n_iter", "batch_size", "seed", "subseed", "seed_resize_from_w", "seed_resize_from_h",
@@ -43,8 +42,6 @@ MASK_MODE_LABELS = ("Inpaint masked", "Inpaint not masked")
 MASKED_CONTENT_LABELS = ("fill", "original", "latent noise", "latent nothing")
 INPAINT_AREA_LABELS = ("Whole picture", "Only masked")
 SCRIPT_NONE = "None"
-# Sampler "eta" defaults in A1111: ancestral/SDE samplers 1.0 ("eta_ancestral"), DDIM 0.0 ("eta_ddim").
-DDIM_LIKE = frozenset({"DDIM"})
 
 
 # ----- values -> params (pure) -----
@@ -83,29 +80,16 @@ def seed_extras(values: Mapping[str, Any]) -> dict[str, Any]:
     return {"subseed": -1, "subseed_strength": 0.0, "seed_resize_from_w": 0, "seed_resize_from_h": 0}
 
 
-def with_job_settings(params: Txt2ImgParams, options: Options) -> Txt2ImgParams:
-    """Settings that each job carries: clip skip, ENSD, RNG source and the sampler's eta."""
-    try:
-        sampler, _ = resolve_sampler(params.sampler_name)
-    except ValueError:
-        sampler = None  # validate() names the bad sampler
-    knobs = dict(params.sampler_knobs)
-    if sampler is not None and "eta" in sampler.knobs:
-        eta, default = (options.eta_ddim, 0.0) if sampler.name in DDIM_LIKE else (options.eta_ancestral, 1.0)
-        if eta != default:
-            knobs["eta"] = eta
-    return dataclasses.replace(
-        params, clip_skip=options.CLIP_stop_at_last_layers, eta_noise_seed_delta=options.eta_noise_seed_delta,
-        rng=RngSource.from_label(options.randn_source), sampler_knobs=tuple(knobs.items()),
-        sde_batch_determinism=not options.no_dpmpp_sde_batch_determinism,
-    )
-
-
 def txt2img_params(values: Mapping[str, Any], options: Options, checkpoint: str | None = None) -> Txt2ImgParams:
-    """Form values by field name -> validated-ready ``Txt2ImgParams``; a bad number raises ParamsError naming it."""
-    fields = {**typed_values(values, TXT2IMG_FIELDS), **seed_extras(values)}
-    params = Txt2ImgParams(**fields, styles=tuple(values.get("styles") or ()), checkpoint=checkpoint)
-    return with_job_settings(params, options)
+    """Form values by field name -> the job's parameters (``job_params`` folds in the settings);
+    a bad number raises ParamsError naming it."""
+    return job_params("txt2img", {**typed_values(values, TXT2IMG_FIELDS), **seed_extras(values),
+                                  **common_choices(values), "checkpoint": checkpoint}, options)
+
+
+def common_choices(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The styles and the always-on scripts' args (``Form.named`` collects them)."""
+    return {"styles": tuple(values.get("styles") or ()), "alwayson_scripts": tuple(values.get("alwayson_scripts") or ())}
 
 
 def resized_size(image: Image.Image, scale: float) -> tuple[int, int]:
@@ -127,9 +111,8 @@ def img2img_params(
     for name, labels in (("inpainting_mask_invert", MASK_MODE_LABELS), ("inpaint_full_res", INPAINT_AREA_LABELS)):
         if name in fields:
             fields[name] = bool(_index(name, fields[name], labels))
-    params = Img2ImgParams(**fields, styles=tuple(values.get("styles") or ()), checkpoint=checkpoint,
-                           init_images=init_images, mask=mask)
-    return with_job_settings(params, options)
+    return job_params("img2img", {**fields, **common_choices(values), "checkpoint": checkpoint,
+                                  "init_images": init_images, "mask": mask}, options)
 
 
 def _index(name: str, value: Any, labels: tuple[str, ...]) -> int:
@@ -181,14 +164,20 @@ class Form:
 
     tab: str
     components: dict[str, gr.components.Component] = field(default_factory=dict)
+    alwayson: dict[str, list] = field(default_factory=dict)  # always-on script title -> [(arg, control)]
 
     @property
     def inputs(self) -> set:
-        return set(self.components.values())
+        return set(self.components.values()) | {control for controls in self.alwayson.values() for _, control in controls}
 
     def named(self, values: Mapping[Any, Any]) -> dict[str, Any]:
-        """A handler's ``{component: value}`` as ``{field name: value}``."""
-        return {name: values[component] for name, component in self.components.items() if component in values}
+        """A handler's ``{component: value}`` as ``{field name: value}``, with the always-on
+        scripts' args as ``alwayson_scripts`` (title, args) pairs."""
+        named = {name: values[component] for name, component in self.components.items() if component in values}
+        if self.alwayson:
+            named["alwayson_scripts"] = tuple((title, tuple(script_arg_values(values, controls)))
+                                              for title, controls in self.alwayson.items())
+        return named
 
     def updates(self, values: Mapping[str, Any]) -> dict[gr.components.Component, Any]:
         return {self.components[name]: value for name, value in values.items() if name in self.components}
@@ -290,7 +279,21 @@ def build_script_controls(form: Form, scripts: Any, is_img2img: bool) -> dict[st
     if groups:
         script.change(lambda chosen: {g: gr.update(visible=chosen == t) for g, t in zip(groups, titles)}, inputs=script,
                       outputs=groups, queue=False, show_progress="hidden")
+    build_alwayson_controls(form, scripts, is_img2img)
     return controls
+
+
+def build_alwayson_controls(form: Form, scripts: Any, is_img2img: bool) -> None:
+    """Each always-on script's controls in its own accordion (A1111 shows them under the
+    generation controls); every job of the tab runs the script with their values."""
+    for number, script in enumerate(scripts.alwayson(is_img2img)):
+        args = script.args_info()
+        if not args:
+            form.alwayson[script.title()] = []
+            continue
+        with gr.Accordion(script.title(), open=False, elem_id=f"{form.tab}-alwayson-{number}"):
+            form.alwayson[script.title()] = [
+                (arg, script_arg_control(arg, f"{form.tab}-alwayson-{number}-arg-{i}")) for i, arg in enumerate(args)]
 
 
 def script_arg_control(arg: Any, elem_id: str) -> gr.components.Component:

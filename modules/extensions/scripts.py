@@ -1,5 +1,7 @@
 """Scripts as A1111 models them: a selectable script replaces the generation (``run``), an
-always-on script adjusts the parameters of every generation (``process``).
+always-on script acts on every generation at the job's hook points (``process`` before the job,
+then ``begin``, ``before_batch``, ``after_batch``, ``postprocess_image``, ``after_job`` while the
+engine runs it; see ``modules/pipeline/hooks.py``).
 
 The registry is held by the Runtime (one per process, passed explicitly); the API lists it
 (``/sdapi/v1/scripts``, ``/script-info``) and runs ``script_name`` / ``alwayson_scripts``
@@ -11,8 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
+from modules.pipeline.hooks import JobHooks
+
 if TYPE_CHECKING:
     from modules.params import Txt2ImgParams
+    from modules.pipeline.hooks import BatchRun, JobRun
     from modules.pipeline.generate import GeneratedImage, SaveOptions
     from modules.runtime import Runtime
 
@@ -61,11 +66,54 @@ class Script:
         raise NotImplementedError(f"{self.title()} is not a selectable script")
 
     def process(self, params: "Txt2ImgParams", args: Sequence[Any]) -> "Txt2ImgParams":
-        """An always-on script's change to the parameters before they are queued."""
+        """An always-on script's change to the parameters before the job (checked, then validated,
+        when it is submitted); a ScriptArgsError names an argument it cannot use."""
         return params
+
+    # The hook points while the job runs; ``run`` and ``batch`` may be changed in place.
+    def begin(self, run: "JobRun", args: Sequence[Any]) -> None:
+        """Seeds and prompts of every image are fixed; nothing is sampled yet."""
+
+    def before_batch(self, run: "JobRun", batch: "BatchRun", args: Sequence[Any]) -> None:
+        """Before a batch is sampled (its prompts and seeds may still change)."""
+
+    def after_batch(self, run: "JobRun", batch: "BatchRun", images: list, args: Sequence[Any]) -> None:
+        """A batch's decoded images (the list may be changed in place)."""
+
+    def postprocess_image(self, run: "JobRun", batch: "BatchRun", index: int, image: Any, args: Sequence[Any]) -> Any:
+        """One image before its infotext is written and it is saved; returns the image to keep."""
+        return image
+
+    def after_job(self, run: "JobRun", results: list, args: Sequence[Any]) -> None:
+        """Every finished image of the job."""
 
     def is_alwayson(self, is_img2img: bool) -> bool:
         return self.show(is_img2img) is ALWAYS_VISIBLE
+
+
+class ScriptHooks(JobHooks):
+    """One always-on script with its args, at the job's hook points."""
+
+    def __init__(self, script: Script, args: Sequence[Any]):
+        self.script, self.args = script, list(args)
+
+    def before_job(self, params):
+        return self.script.process(params, self.args)
+
+    def begin(self, run):
+        self.script.begin(run, self.args)
+
+    def before_batch(self, run, batch):
+        self.script.before_batch(run, batch, self.args)
+
+    def after_batch(self, run, batch, images):
+        self.script.after_batch(run, batch, images, self.args)
+
+    def image(self, run, batch, index, image):
+        return self.script.postprocess_image(run, batch, index, image, self.args)
+
+    def after_job(self, run, results):
+        self.script.after_job(run, results, self.args)
 
 
 def _key(title: str) -> str:

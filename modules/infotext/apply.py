@@ -42,7 +42,12 @@ _OMITTED_MEANS = {"RNG": "GPU", "Clip skip": "1"}
 
 def infotext_to_params(fields: Mapping[str, str], base: Txt2ImgParams) -> Txt2ImgParams:
     """``base`` with every field the infotext states; a value that cannot be read raises ValueError naming it."""
-    table = {**_SIMPLE, **(_IMG2IMG if isinstance(base, Img2ImgParams) else {})}
+    return dataclasses.replace(base, **infotext_changes(fields, isinstance(base, Img2ImgParams)))
+
+
+def infotext_changes(fields: Mapping[str, str], is_img2img: bool) -> dict[str, object]:
+    """The params fields an infotext states, by name; ValueError names a field that cannot be read."""
+    table = {**_SIMPLE, **(_IMG2IMG if is_img2img else {})}
     if "Steps" in fields:  # a parameters line was present
         fields = {**_OMITTED_MEANS, **fields}
     changes: dict[str, object] = {}
@@ -57,6 +62,6 @@ def infotext_to_params(fields: Mapping[str, str], base: Txt2ImgParams) -> Txt2Im
         changes["sampler_name"] = sampler.name
         if schedule is not None and "Schedule type" not in fields:
             changes["scheduler"] = schedule.label
-    if any(key in fields for key in _HIRES_KEYS) and not isinstance(base, Img2ImgParams):
+    if any(key in fields for key in _HIRES_KEYS) and not is_img2img:
         changes["enable_hr"] = True
-    return dataclasses.replace(base, **changes)
+    return changes

@@ -23,6 +23,7 @@ from modules.models.load import LoadedModel
 from modules.params import Img2ImgParams, Txt2ImgParams
 from modules.pipeline.conditioning import PromptOptions, prompt_infotext_fields
 from modules.pipeline.grid import image_grid
+from modules.pipeline.hooks import NO_HOOKS, BatchRun, JobHooks, JobRun
 from modules.pipeline.preview import cheap_preview
 from modules.pipeline.sampling_run import (
     SamplingChoice, images_to_latents, latents_to_images, sample_img2img_latents, sample_txt2img_latents,
@@ -127,7 +128,7 @@ def batch_noise_spec(params: Txt2ImgParams, model: LoadedModel, seeds: tuple[int
 
 
 def hires_pass(
-    model: LoadedModel, params: Txt2ImgParams, latents: Tensor, spec: NoiseSpec, choice: SamplingChoice, report,
+    model: LoadedModel, params: Txt2ImgParams, latents: Tensor, batch: BatchRun, choice: SamplingChoice, report,
     upscaling: Upscaling | None = None,
 ) -> Tensor:
     """Upscale the first pass to ``params.hires_size()`` and refine it with img2img (A1111's hires fix).
@@ -136,6 +137,7 @@ def hires_pass(
     upscalers go through ``upscaling`` (which also knows the upscaler model files) when given.
     """
     width, height = params.hires_size()
+    spec = batch.noise
     factor = spec.latent_downscale
     if params.hr_upscaler in LATENT_UPSCALE_MODES:
         upscaled = upscale_latents(latents.float(), (height // factor, width // factor), params.hr_upscaler)
@@ -147,8 +149,8 @@ def hires_pass(
     hires_choice = dataclasses.replace(choice, steps=params.hr_second_pass_steps or params.steps,
                                        first_pass_steps=choice.steps)
     return sample_img2img_latents(
-        model, upscaled, [params.prompt] * len(latents), [params.negative_prompt] * len(latents),
-        hires_spec, hires_choice, params.denoising_strength, callback=report,
+        model, upscaled, batch.prompts, batch.negative_prompts, hires_spec, hires_choice, params.denoising_strength,
+        callback=report,
     )
 
 
@@ -168,32 +170,46 @@ def step_reporter(job: Job | None, batch: int, batches: int, preview_every: int 
     return report
 
 
+def begin_run(params: Txt2ImgParams, hooks: JobHooks, extra: dict[str, object] | None = None) -> JobRun:
+    """The job's seeds (one per image, A1111's all_seeds) and prompts, then the hooks' ``begin``."""
+    seed, subseed = resolve_seed(params.seed), resolve_seed(params.subseed)
+    count = params.batch_size * params.n_iter
+    seeds, subseeds = image_seeds(seed, subseed, params.subseed_strength, count)
+    run = JobRun(params, [params.prompt] * count, [params.negative_prompt] * count, list(seeds), list(subseeds),
+                 dict(extra or {}))
+    hooks.begin(run)
+    return run
+
+
 def run_batches(
-    model: LoadedModel, params: Txt2ImgParams, outputs: Path | None, job: Job | None, now: dt.datetime | None,
-    preview_every: int, make_images: Callable[[NoiseSpec, Callable], list[Image.Image]], kind: str,
-    extra: dict[str, object] | None = None, save: SaveOptions = SaveOptions(), full_preview: bool = False,
+    model: LoadedModel, run: JobRun, outputs: Path | None, job: Job | None, now: dt.datetime | None,
+    preview_every: int, make_images: Callable[[BatchRun, Callable], list[Image.Image]], kind: str,
+    save: SaveOptions = SaveOptions(), full_preview: bool = False, hooks: JobHooks = NO_HOOKS,
 ) -> list[GeneratedImage]:
-    """The batch loop shared by txt2img and img2img: seeds per image, ``make_images`` per batch,
-    then infotext and saving; interrupt stops, skip drops the batch in progress.
+    """The batch loop shared by txt2img and img2img: per batch the hooks, ``make_images`` and, per
+    image, the hooks, infotext and saving; interrupt stops, skip drops the batch in progress.
     ``full_preview``: live previews decoded by the VAE instead of the cheap linear map."""
+    params = run.params
     make_preview = (lambda denoised: latents_to_images(model, denoised[:1])[0]) if full_preview else None
     if make_preview is None and model.preview_factors is not None:
         make_preview = lambda denoised: cheap_preview(denoised[0], model.preview_factors)  # noqa: E731
-    seed, subseed = resolve_seed(params.seed), resolve_seed(params.subseed)
-    seeds, subseeds = image_seeds(seed, subseed, params.subseed_strength, params.batch_size * params.n_iter)
     results: list[GeneratedImage] = []
-    for batch in range(params.n_iter):
+    for number in range(params.n_iter):
         if job is not None and job.interrupted:
             break
-        part = slice(batch * params.batch_size, (batch + 1) * params.batch_size)
-        spec = batch_noise_spec(params, model, seeds[part], subseeds[part])
+        batch = run.batch(number)
+        hooks.before_batch(run, batch)
+        batch.noise = batch_noise_spec(params, model, tuple(batch.seeds), tuple(batch.subseeds))
         try:
-            images = make_images(spec, step_reporter(job, batch, params.n_iter, preview_every, make_preview))
+            images = make_images(batch, step_reporter(job, number, params.n_iter, preview_every, make_preview))
         except SamplingInterrupted:
             continue  # skipped or interrupted: this batch has no finished image
+        hooks.after_batch(run, batch, images)
         for index, image in enumerate(images):
-            results.append(finish_image(model, params, image, seeds[part][index], subseeds[part][index], index,
-                                        outputs if save.images else None, now, kind, extra, save))
+            image = hooks.image(run, batch, index, image)
+            results.append(finish_image(model, run, batch, index, image, outputs if save.images else None,
+                                        now, kind, save))
+    hooks.after_job(run, results)
     save_grid(results, outputs if save.grids else None, kind.replace("-images", "-grids"), now, save)
     return results
 
@@ -214,25 +230,24 @@ def generate_txt2img(
     model: LoadedModel, params: Txt2ImgParams, outputs: Path | None, job: Job | None = None,
     now: dt.datetime | None = None, preview_every: int = 0, save: SaveOptions = SaveOptions(), full_preview: bool = False,
     extra: dict[str, object] | None = None, prompt_options: PromptOptions | None = None,
-    upscaling: Upscaling | None = None,
+    upscaling: Upscaling | None = None, hooks: JobHooks = NO_HOOKS,
 ) -> list[GeneratedImage]:
     """All batches of ``params`` (validated by the caller); images saved under ``outputs`` when given.
     ``extra``: infotext fields added before Version (e.g. "Lora hashes"). ``upscaling``: how a
-    hires pixel upscaler runs (model files included); None = the built-in resamplers only."""
+    hires pixel upscaler runs (model files included); None = the built-in resamplers only.
+    ``hooks``: the job's scripts, called at their points (``modules/pipeline/hooks.py``)."""
     choice = sampling_choice(params, prompt_options)
-    extra = {**(extra or {}), **prompt_fields(model, params, choice)}
-    prompts = [params.prompt] * params.batch_size
-    negatives = [params.negative_prompt] * params.batch_size
+    run = begin_run(params, hooks, {**(extra or {}), **prompt_fields(model, params, choice)})
 
-    def make_images(spec: NoiseSpec, report: Callable) -> list[Image.Image]:
+    def make_images(batch: BatchRun, report: Callable) -> list[Image.Image]:
         with seamless_tiling(model, params.tiling):  # the VAE decodes with circular padding too
-            latents = sample_txt2img_latents(model, prompts, negatives, spec, choice, report)
+            latents = sample_txt2img_latents(model, batch.prompts, batch.negative_prompts, batch.noise, choice, report)
             if params.enable_hr:
-                latents = hires_pass(model, params, latents, spec, choice, report, upscaling)
+                latents = hires_pass(model, params, latents, batch, choice, report, upscaling)
             return latents_to_images(model, latents)
 
-    return run_batches(model, params, outputs, job, now, preview_every, make_images, "txt2img-images",
-                       extra, save=save, full_preview=full_preview)
+    return run_batches(model, run, outputs, job, now, preview_every, make_images, "txt2img-images",
+                       save=save, full_preview=full_preview, hooks=hooks)
 
 
 def save_grid(
@@ -247,13 +262,15 @@ def save_grid(
 
 
 def finish_image(
-    model: LoadedModel, params: Txt2ImgParams, image: Image.Image, seed: int, subseed: int, index: int,
-    outputs: Path | None, now: dt.datetime | None, kind: str = "txt2img-images", extra: dict[str, object] | None = None,
-    save: SaveOptions = SaveOptions(),
+    model: LoadedModel, run: JobRun, batch: BatchRun, index: int, image: Image.Image, outputs: Path | None,
+    now: dt.datetime | None, kind: str = "txt2img-images", save: SaveOptions = SaveOptions(),
 ) -> GeneratedImage:
+    """One image's infotext (its own prompt and seeds) and, with ``outputs``, its atomic save."""
+    params = dataclasses.replace(run.params, prompt=batch.prompts[index], negative_prompt=batch.negative_prompts[index])
+    seed, subseed = batch.seeds[index], batch.subseeds[index]
     fields = infotext_fields(params, model, seed, subseed)
     version = fields.pop("Version")
-    fields = {**fields, **(extra or {}), "Version": version}  # extras go before Version, as A1111 orders them
+    fields = {**fields, **run.extra_generation_params, "Version": version}  # extras before Version, as A1111
     infotext = format_infotext(params.prompt, params.negative_prompt, fields)
     path = None
     if outputs is not None:
@@ -265,4 +282,3 @@ def finish_image(
         path = output_path(outputs, kind, tokens, save.pattern or "[seed]", save.fmt, save.folder(kind))
         save_image(image, path, infotext, save.quality)
     return GeneratedImage(image, infotext, seed, subseed, path)
-

@@ -18,7 +18,10 @@ from modules.jobs import Job
 from modules.models.load import LoadedModel
 from modules.params import INPAINT_FILL_LABELS, Img2ImgParams, InpaintFill
 from modules.pipeline.conditioning import PromptOptions
-from modules.pipeline.generate import GeneratedImage, SaveOptions, prompt_fields, run_batches, sampling_choice
+from modules.pipeline.generate import (
+    GeneratedImage, SaveOptions, begin_run, prompt_fields, run_batches, sampling_choice,
+)
+from modules.pipeline.hooks import NO_HOOKS, BatchRun, JobHooks
 from modules.pipeline.images import (
     ResizeMode, fill_masked, latent_mask, masked_region, overlay_original, prepare_mask, resize_image,
 )
@@ -117,9 +120,10 @@ def img2img_fields(params: Img2ImgParams) -> dict[str, object]:
 
 
 def sample_batch(
-    model: LoadedModel, params: Img2ImgParams, prepared: list[Prepared], spec: NoiseSpec, report,
+    model: LoadedModel, params: Img2ImgParams, prepared: list[Prepared], batch: BatchRun, report,
     prompt_options: PromptOptions | None = None,
 ) -> list[Image.Image]:
+    spec = batch.noise
     factor = spec.latent_downscale
     latents = init_latents(model, params, prepared, factor)
     mask = conditioning = None
@@ -131,9 +135,8 @@ def sample_batch(
             pixels = torch.from_numpy(np.stack([np.around(np.asarray(p.mask, dtype=np.float32) / 255) for p in prepared]))[:, None]
             conditioning = inpainting_conditioning(model, masked_image_conditioning(model, prepared, pixels), repaint)
     choice = sampling_choice(params, prompt_options)
-    count = len(prepared)
     sampled = sample_img2img_latents(
-        model, latents, [params.prompt] * count, [params.negative_prompt] * count, spec, choice,
+        model, latents, batch.prompts, batch.negative_prompts, spec, choice,
         params.denoising_strength, mask, report, conditioning, params.initial_noise_multiplier,
     )
     return [put_back(p, image) for p, image in zip(prepared, latents_to_images(model, sampled))]
@@ -142,16 +145,19 @@ def sample_batch(
 def generate_img2img(
     model: LoadedModel, params: Img2ImgParams, outputs: Path | None, job: Job | None = None,
     now: dt.datetime | None = None, preview_every: int = 0, save: SaveOptions = SaveOptions(), full_preview: bool = False,
-    extra: dict[str, object] | None = None, prompt_options: PromptOptions | None = None,
+    extra: dict[str, object] | None = None, prompt_options: PromptOptions | None = None, hooks: JobHooks = NO_HOOKS,
 ) -> list[GeneratedImage]:
     """All batches of ``params`` (validated by the caller); the i-th image of a batch uses init image i
-    (cycling when there are fewer). ``extra``: infotext fields after the img2img ones."""
-    extra = {**(extra or {}), **prompt_fields(model, params, sampling_choice(params, prompt_options))}
+    (cycling when there are fewer). ``extra``: infotext fields after the img2img ones. ``hooks``:
+    the job's scripts (``modules/pipeline/hooks.py``)."""
+    extra = {**img2img_fields(params), **(extra or {}),
+             **prompt_fields(model, params, sampling_choice(params, prompt_options))}
     prepared = [prepare(params, params.init_images[i % len(params.init_images)]) for i in range(params.batch_size)]
+    run = begin_run(params, hooks, extra)
 
-    def make_images(spec: NoiseSpec, report) -> list[Image.Image]:
+    def make_images(batch: BatchRun, report) -> list[Image.Image]:
         with seamless_tiling(model, params.tiling):
-            return sample_batch(model, params, prepared, spec, report, prompt_options)
+            return sample_batch(model, params, prepared, batch, report, prompt_options)
 
-    return run_batches(model, params, outputs, job, now, preview_every, make_images, "img2img-images",
-                       {**img2img_fields(params), **(extra or {})}, save=save, full_preview=full_preview)
+    return run_batches(model, run, outputs, job, now, preview_every, make_images, "img2img-images",
+                       save=save, full_preview=full_preview, hooks=hooks)

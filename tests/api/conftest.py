@@ -21,7 +21,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from modules.config import parse_config
-from modules.extensions.scripts import ALWAYS_VISIBLE, Script, ScriptArgsError
+from modules.extensions.scripts import ALWAYS_VISIBLE, Script, ScriptArg, ScriptArgsError
 from modules.runtime import Runtime
 from tests.models.family_configs import clip_l_text, tiny_configs
 from tests.nets.checkpoints import make_ldm_checkpoint
@@ -66,12 +66,15 @@ class PromptSuffix(Script):
     def show(self, is_img2img: bool):
         return ALWAYS_VISIBLE
 
+    def args_info(self) -> list[ScriptArg]:
+        return [ScriptArg("Suffix", "")]  # the default: nothing appended
+
     def process(self, params, args: Sequence):
         if not args or not isinstance(args[0], str):
             raise ScriptArgsError("expected one text argument")
         import dataclasses
 
-        return dataclasses.replace(params, prompt=f"{params.prompt}, {args[0]}")
+        return dataclasses.replace(params, prompt=f"{params.prompt}, {args[0]}") if args[0] else params
 
 
 @dataclass

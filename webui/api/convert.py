@@ -1,6 +1,7 @@
-"""An API request -> frozen generation parameters, with A1111's precedence:
-the API defaults and the settings, then ``infotext`` (fields the request does not set), then the
-request's own fields, then ``override_settings`` (this request only; nothing is persisted).
+"""An API request -> frozen generation parameters, with A1111's precedence (folded by
+``modules.job_spec.job_params``, as for the page and the command line): the API defaults and the
+settings, then ``infotext`` (fields the request does not set), then the request's own fields, then
+``override_settings`` (this request only; nothing is persisted).
 
 Fields A1111 takes but that we cannot honour are refused with a reason when they ask for
 something (a refiner, face restoration), and accepted when they carry their neutral value.
@@ -14,14 +15,13 @@ from typing import Any, Mapping
 
 from PIL import Image
 
-from modules.infotext.apply import infotext_to_params
+from modules.infotext.apply import infotext_changes
+from modules.job_spec import KNOB_FIELDS, job_params
 from modules.infotext.parse import parse_infotext
 from modules.options import Options, OptionsError, option_names, validate_option
 from modules.params import Img2ImgParams, InpaintFill, ParamsError, Txt2ImgParams
 from modules.pipeline.images import ResizeMode
 from modules.runtime import Runtime
-from modules.sampling.catalog import resolve_sampler
-from modules.sampling.noise import RngSource
 from webui.api.errors import ApiFieldError
 from webui.api.images import PixelBudget, decode_image
 from webui.api.schemas import GenerationRequest, Img2ImgRequest, Txt2ImgRequest
@@ -35,13 +35,6 @@ PARAM_TO_REQUEST = {
     "eta_noise_seed_delta": "override_settings.eta_noise_seed_delta", "sampler_knobs": "eta",
     "sde_batch_determinism": "override_settings.no_dpmpp_sde_batch_determinism",
 }
-# Settings that become params fields for one request.
-SETTING_TO_PARAM = {"sd_model_checkpoint": "checkpoint", "sd_vae": "vae", "CLIP_stop_at_last_layers": "clip_skip",
-                    "eta_noise_seed_delta": "eta_noise_seed_delta", "randn_source": "rng",
-                    "no_dpmpp_sde_batch_determinism": "sde_batch_determinism"}
-# A1111's sampler knobs and the value at which they do nothing (s_tmax 0 means "no upper bound").
-NEUTRAL_KNOBS = {"s_churn": 0.0, "s_tmin": 0.0, "s_tmax": 0.0, "s_noise": 1.0}
-DDIM_LIKE = frozenset({"DDIM"})
 # (field, neutral values, why it is refused otherwise)
 UNSUPPORTED = (
     ("restore_faces", (False,), "no face restorer is installed"),
@@ -173,42 +166,24 @@ def explicit_param_names(request: GenerationRequest, params_type: type) -> set[s
     return given & names
 
 
-def settings_fields(settings: Settings, only_overridden: bool) -> dict[str, Any]:
-    """The params fields that come from settings: all of them, or only the ones overridden."""
-    options = settings.options
-    values = {"checkpoint": options.sd_model_checkpoint if "sd_model_checkpoint" in settings.overridden else None,
-              "vae": options.sd_vae if "sd_vae" in settings.overridden else None,
-              "clip_skip": options.CLIP_stop_at_last_layers, "eta_noise_seed_delta": options.eta_noise_seed_delta,
-              "rng": RngSource.from_label(options.randn_source),
-              "sde_batch_determinism": not options.no_dpmpp_sde_batch_determinism}
-    if not only_overridden:
-        return values
-    return {SETTING_TO_PARAM[key]: values[SETTING_TO_PARAM[key]] for key in settings.overridden if key in SETTING_TO_PARAM}
-
-
-def sampler_knobs(request: GenerationRequest, settings: Settings, sampler_name: str) -> tuple[tuple[str, Any], ...]:
-    """eta and the churn knobs, for the samplers that take them (A1111 passes each knob only to a
-    sampler whose function accepts it, and clients such as webuiapi send all of them every time)."""
-    try:
-        sampler, _ = resolve_sampler(sampler_name)
-    except ValueError:
-        return ()  # validate() names the sampler
-    knobs = {}
-    if "eta" in sampler.knobs:
-        is_ddim = sampler.name in DDIM_LIKE
-        eta = request.eta if request.eta is not None else (
-            settings.options.eta_ddim if is_ddim else settings.options.eta_ancestral)
-        if eta != (0.0 if is_ddim else 1.0):
-            knobs["eta"] = eta
-    for name, neutral in NEUTRAL_KNOBS.items():
-        value = getattr(request, name)
-        if name in sampler.knobs and value is not None and value != neutral:
-            knobs[name] = value
-    return tuple(knobs.items())
+def alwayson_calls(request: GenerationRequest) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """``alwayson_scripts`` ({title: {"args": [...]}}) as (title, args) pairs; the titles are
+    resolved with the job (``Runtime.prepare_job``)."""
+    calls, problems = [], []
+    for title, entry in (request.alwayson_scripts or {}).items():
+        args = entry.get("args", []) if isinstance(entry, dict) else None
+        if not isinstance(args, list):
+            problems.append((f"alwayson_scripts.{title}", 'expected {"args": [...]}'))
+        else:
+            calls.append((title, tuple(args)))
+    if problems:
+        raise ApiFieldError(problems)
+    return tuple(calls)
 
 
 def request_params(runtime: Runtime, request: GenerationRequest, is_img2img: bool) -> tuple[Txt2ImgParams, Settings]:
-    """Validated params for the request, and the settings it runs with; ApiFieldError on bad input."""
+    """The request's job parameters (checked once, with the job, by ``Runtime.prepare_job``) and the
+    settings it runs with; ApiFieldError on input that cannot become parameters."""
     problems = unsupported_problems(request)
     try:
         settings = request_settings(runtime, request.override_settings)
@@ -216,21 +191,18 @@ def request_params(runtime: Runtime, request: GenerationRequest, is_img2img: boo
         raise ApiFieldError(problems + error.problems) from None
     if problems:
         raise ApiFieldError(problems)
-    params_type = Img2ImgParams if is_img2img else Txt2ImgParams
     fields = img2img_fields(request) if is_img2img else txt2img_fields(request)
-    params = params_type(**{**fields, **settings_fields(settings, only_overridden=False)})
+    knobs = {name: getattr(request, name) for name in KNOB_FIELDS if getattr(request, name, None) is not None}
+    given = {**fields, **knobs, "alwayson_scripts": alwayson_calls(request)}
     if request.infotext:
         try:
-            with_info = infotext_to_params(parse_infotext(request.infotext), params)
+            stated = infotext_changes(parse_infotext(request.infotext), is_img2img)
         except ValueError as error:
             raise ApiFieldError([("infotext", str(error))]) from None
-        params = dataclasses.replace(with_info, **{name: fields[name] for name in explicit_param_names(request, params_type) if name in fields})
-    params = dataclasses.replace(params, **settings_fields(settings, only_overridden=True))
-    params = dataclasses.replace(params, sampler_knobs=sampler_knobs(request, settings, params.sampler_name))
-    try:
-        return params.validate(runtime.upscaler_library.model_names()), settings
-    except ParamsError as error:
-        raise params_problems(error, request) from None
+        explicit = explicit_param_names(request, Img2ImgParams if is_img2img else Txt2ImgParams)
+        given = {**given, **{name: value for name, value in stated.items() if name not in explicit}}
+    kind = "img2img" if is_img2img else "txt2img"
+    return job_params(kind, given, settings.options, settings.overridden), settings
 
 
 def params_problems(error: ParamsError, request: GenerationRequest | None = None) -> ApiFieldError:

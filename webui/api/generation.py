@@ -19,7 +19,7 @@ from modules.models.vae_decode import NonFiniteLatentsError, VAEPrecisionError
 from modules.params import ParamsError, Txt2ImgParams
 from modules.pipeline.generate import GeneratedImage, SaveOptions, save_grid
 from modules.pipeline.grid import image_grid
-from modules.runtime import NoCheckpointError, Runtime, save_options_from
+from modules.runtime import NoCheckpointError, PreparedJob, Runtime, save_options_from
 from webui.api.convert import Settings, params_problems, request_params
 from webui.api.errors import ApiFieldError, field_error
 from webui.api.images import encode_png
@@ -38,39 +38,11 @@ def selected_script(runtime: Runtime, request: GenerationRequest, is_img2img: bo
         raise field_error("script_name", str(error.args[0])) from None
 
 
-def with_alwayson_scripts(runtime: Runtime, request: GenerationRequest, params: Txt2ImgParams,
-                          is_img2img: bool) -> Txt2ImgParams:
-    """Each named always-on script's ``process`` with its ``{"args": [...]}``, in the request's order."""
-    for title, entry in (request.alwayson_scripts or {}).items():
-        field = f"alwayson_scripts.{title}"
-        try:
-            script = runtime.scripts.find(title, is_img2img, alwayson=True)
-        except KeyError as error:
-            raise field_error(field, str(error.args[0])) from None
-        args = entry.get("args", []) if isinstance(entry, dict) else None
-        if not isinstance(args, list):
-            raise field_error(field, 'expected {"args": [...]}')
-        try:
-            params = script.process(params, args)
-        except ScriptArgsError as error:
-            raise field_error(field, str(error)) from None
-    try:
-        return params.validate(runtime.upscaler_library.model_names())
-    except ParamsError as error:
-        raise params_problems(error, request) from None
-
-
 def save_options(runtime: Runtime, request: GenerationRequest, settings: Settings) -> SaveOptions:
     """``save_images`` false (A1111's API default) writes nothing; true follows the saving settings."""
     if not request.value("save_images"):
         return SaveOptions(images=False, grids=False)
     return save_options_from(settings.options, runtime.config.data_dir)
-
-
-def preview_steps(runtime: Runtime) -> int:
-    """Live previews for ``/progress`` every N steps, per the "Live previews" settings (0 = none)."""
-    options = runtime.options.current
-    return max(options.show_progress_every_n_steps, 0) if options.live_previews_enable else 0
 
 
 @contextmanager
@@ -117,9 +89,11 @@ async def wait_for_job(runtime: Runtime, job: Job, request: Request) -> list[Gen
 async def run_jobs(runtime: Runtime, request: Request, prepared: "Prepared") -> list[GeneratedImage]:
     with answered_errors():
         if prepared.script is None:
-            job = runtime.submit(prepared.params, preview_every=preview_steps(runtime), save=prepared.save)
+            job = runtime.submit(prepared.job, save=prepared.save)
             return await wait_for_job(runtime, job, request)
         runtime.check_queue_room()  # a script queues its own jobs from a worker thread of the server
+        # The script gets the request's parameters as given: each job it queues is prepared (styles,
+        # always-on scripts) on its own, once.
         return await run_in_threadpool(prepared.script.run, runtime, prepared.params, prepared.args,
                                        save=prepared.save)
 
@@ -136,9 +110,10 @@ def echo(request: GenerationRequest) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A validated request, ready to queue."""
+    """A checked request, ready to queue: ``job`` as it runs, ``params`` as the request gave them."""
 
     params: Txt2ImgParams
+    job: PreparedJob
     script: Script | None
     args: Sequence[Any]
     save: SaveOptions
@@ -146,9 +121,12 @@ class Prepared:
 
 def prepare(runtime: Runtime, request: GenerationRequest, is_img2img: bool) -> Prepared:
     params, settings = request_params(runtime, request, is_img2img)
-    params = with_alwayson_scripts(runtime, request, params, is_img2img)
     script = selected_script(runtime, request, is_img2img)
-    return Prepared(params, script, request.value("script_args"), save_options(runtime, request, settings))
+    try:
+        job = runtime.prepare_job(params)
+    except ParamsError as error:
+        raise params_problems(error, request) from None
+    return Prepared(params, job, script, request.value("script_args"), save_options(runtime, request, settings))
 
 
 def respond(runtime: Runtime, request: GenerationRequest, prepared: Prepared, results: list[GeneratedImage],

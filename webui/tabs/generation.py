@@ -46,11 +46,9 @@ def problems_text(error: ParamsError) -> str:
 
 
 def submit_jobs(runtime: Runtime, submissions: list[Submission]) -> list[str]:
-    """Queue the generations; the job ids, in order. Every job is validated before any is queued."""
-    for submission in submissions:
-        submission.params.validate(runtime.upscaler_library.model_names())
-    preview_every = live_preview_every(runtime)
-    return [runtime.submit(s.params, preview_every=preview_every, save=s.save).id for s in submissions]
+    """Queue the generations; the job ids, in order. Every job is checked before any is queued."""
+    prepared = [runtime.prepare_job(s.params) for s in submissions]
+    return [runtime.submit(job, save=s.save).id for job, s in zip(prepared, submissions)]
 
 
 @dataclass(frozen=True)
@@ -73,11 +71,6 @@ def run_script(runtime: Runtime, call: ScriptCall) -> tuple[list[GeneratedImage]
     except Exception as error:  # a script is extension code: its failure is shown, the app goes on
         return images, [f"{call.script.title()} failed: {type(error).__name__}: {error}"]
     return images, []
-
-
-def live_preview_every(runtime: Runtime) -> int:
-    options = runtime.options.current
-    return options.show_progress_every_n_steps if options.live_previews_enable and options.show_progress_every_n_steps > 0 else 0
 
 
 def results_message(runtime: Runtime, ids: list[str], count: int, errors: list[str]) -> str:
@@ -146,7 +139,7 @@ def submitter(runtime: Runtime, tab: GenerationTab, build_params: ParamsBuilder,
                 return ",".join(submit_jobs(runtime, submissions)), "", None
             script = runtime.scripts.find(title, form.tab == "img2img")
             for submission in submissions:
-                submission.params.validate(runtime.upscaler_library.model_names())
+                runtime.prepare_job(submission.params)
             args = script_arg_values(values, script_controls.get(title, []))
             runtime.check_queue_room()
         except ParamsError as error:
