@@ -6,8 +6,9 @@ import os
 import re
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, IO, Iterable
+from typing import Callable, IO, Iterable, Iterator
 
 # write_atomically's temporary names: ".<target name>.<mkstemp's 8 random characters>.tmp".
 _TEMPORARY_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
@@ -60,3 +61,22 @@ def _modified_before(path: Path, cutoff: float) -> bool:
         return path.stat().st_mtime < cutoff
     except OSError:
         return False
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) while the block runs, so
+    processes sharing a data dir (a server and a command-line run) take turns. Where the OS has no
+    ``flock`` (Windows), the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modules.config import AppConfig
-from modules.fileio import remove_stale_temporaries
+from modules.fileio import exclusive_lock, remove_stale_temporaries
 from modules.jobs import Job, JobQueue
 from modules.params import Img2ImgParams, ParamsError, Txt2ImgParams
 from modules.styles import apply_styles, read_styles
@@ -338,8 +338,9 @@ class Runtime:
             prompt_options = self.prompt_options()  # embeddings as on disk when the job starts
             generate = generate_img2img if isinstance(params, Img2ImgParams) else generate_txt2img
             # The LoRAs change the cached model's weights in place for this job only (jobs run one
-            # at a time on the worker) and are taken out again however the job ends.
-            with loras_applied(model, loras) as lora_fields:
+            # at a time on the worker) and are taken out again however the job ends. The data dir's
+            # lock orders this job with those of another process on the same data dir (the CLI).
+            with exclusive_lock(self.generation_lock_file), loras_applied(model, loras) as lora_fields:
                 return generate(model, params, self.config.outputs_dir, job, preview_every=preview_every,
                                 save=save, full_preview=full_preview, extra=lora_fields,
                                 prompt_options=prompt_options, hooks=hooks, **hires_upscaling)
@@ -352,6 +353,10 @@ class Runtime:
         resolved by device and model size."""
         requested = self.config.device.backend or self.options.current.inference_backend
         return resolve_backend(requested, self.device_policy.is_cuda, sum(p.numel() for p in model.unet.parameters()))
+
+    @property
+    def generation_lock_file(self) -> Path:
+        return self.config.hash_cache_file.parent / "generation.lock"
 
     @property
     def compiled_cache_dir(self) -> Path:

@@ -34,6 +34,10 @@ _IMG2IMG: Mapping[str, tuple[str, Callable[[str], object]]] = {
     "Masked content": ("inpainting_fill", lambda v: {label: fill for fill, label in INPAINT_FILL_LABELS.items()}[v]),
     "Noise multiplier": ("initial_noise_multiplier", float),
 }
+# Sampler knobs A1111 writes when they differ from the sampler's default, by their infotext names.
+_KNOBS = {"Eta": "eta", "Eta DDIM": "eta", "Sigma churn": "s_churn", "Sigma tmin": "s_tmin", "Sigma tmax": "s_tmax",
+          "Sigma noise": "s_noise"}
+KNOB_NAMES = frozenset(_KNOBS.values())
 _HIRES_KEYS = ("Hires upscale", "Hires resize", "Hires upscaler", "Hires steps")
 # What A1111's reader assumes for a parameters line that omits these keys (A1111 writes them
 # only when they differ): an infotext without "RNG" was made with GPU noise.
@@ -42,11 +46,16 @@ _OMITTED_MEANS = {"RNG": "GPU", "Clip skip": "1"}
 
 def infotext_to_params(fields: Mapping[str, str], base: Txt2ImgParams) -> Txt2ImgParams:
     """``base`` with every field the infotext states; a value that cannot be read raises ValueError naming it."""
-    return dataclasses.replace(base, **infotext_changes(fields, isinstance(base, Img2ImgParams)))
+    changes = infotext_changes(fields, isinstance(base, Img2ImgParams))
+    knobs = {name: changes.pop(name) for name in KNOB_NAMES & set(changes)}
+    if knobs:
+        changes["sampler_knobs"] = tuple({**dict(base.sampler_knobs), **knobs}.items())
+    return dataclasses.replace(base, **changes)
 
 
 def infotext_changes(fields: Mapping[str, str], is_img2img: bool) -> dict[str, object]:
-    """The params fields an infotext states, by name; ValueError names a field that cannot be read."""
+    """The params fields an infotext states, by name, and the sampler knobs it states by their own
+    names (``eta``, ``s_churn``, ...); ValueError names a field that cannot be read."""
     table = {**_SIMPLE, **(_IMG2IMG if is_img2img else {})}
     if "Steps" in fields:  # a parameters line was present
         fields = {**_OMITTED_MEANS, **fields}
@@ -56,6 +65,12 @@ def infotext_changes(fields: Mapping[str, str], is_img2img: bool) -> dict[str, o
             try:
                 changes[name] = convert(fields[key])
             except (ValueError, KeyError) as error:
+                raise ValueError(f"infotext field {key!r}: cannot read {fields[key]!r}") from error
+    for key, name in _KNOBS.items():
+        if key in fields:
+            try:
+                changes[name] = float(fields[key])
+            except ValueError as error:
                 raise ValueError(f"infotext field {key!r}: cannot read {fields[key]!r}") from error
     if "Sampler" in fields:
         sampler, schedule = resolve_sampler(fields["Sampler"])  # "DPM++ 2M Karras" = sampler + schedule

@@ -19,7 +19,7 @@ from modules.models.load import LoadedModel
 from modules.params import INPAINT_FILL_LABELS, Img2ImgParams, InpaintFill
 from modules.pipeline.conditioning import PromptOptions
 from modules.pipeline.generate import (
-    GeneratedImage, SaveOptions, begin_run, prompt_fields, run_batches, sampling_choice,
+    GeneratedImage, SaveOptions, begin_run, knob_fields, prompt_fields, run_batches, sampling_choice,
 )
 from modules.pipeline.hooks import NO_HOOKS, BatchRun, JobHooks
 from modules.pipeline.images import (
@@ -151,7 +151,7 @@ def generate_img2img(
     (cycling when there are fewer). ``extra``: infotext fields after the img2img ones. ``hooks``:
     the job's scripts (``modules/pipeline/hooks.py``)."""
     extra = {**img2img_fields(params), **(extra or {}),
-             **prompt_fields(model, params, sampling_choice(params, prompt_options))}
+             **prompt_fields(model, params, sampling_choice(params, prompt_options)), **knob_fields(params)}
     prepared = [prepare(params, params.init_images[i % len(params.init_images)]) for i in range(params.batch_size)]
     run = begin_run(params, hooks, extra)
 

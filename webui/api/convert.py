@@ -200,6 +200,7 @@ def request_params(runtime: Runtime, request: GenerationRequest, is_img2img: boo
         except ValueError as error:
             raise ApiFieldError([("infotext", str(error))]) from None
         explicit = explicit_param_names(request, Img2ImgParams if is_img2img else Txt2ImgParams)
+        explicit |= KNOB_FIELDS & set(request.given())
         given = {**given, **{name: value for name, value in stated.items() if name not in explicit}}
     kind = "img2img" if is_img2img else "txt2img"
     return job_params(kind, given, settings.options, settings.overridden), settings
