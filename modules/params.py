@@ -197,23 +197,24 @@ def _common_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:
         _in_range(problems, name, getattr(p, name), (-(2**63), SEED_MAX))
     if p.clip_skip is not None:
         _in_range(problems, "clip_skip", p.clip_skip, CLIP_SKIP_RANGE)
-    for name, resolve, value in (("sampler_name", resolve_sampler, p.sampler_name), ("scheduler", resolve_schedule, p.scheduler)):
-        try:
-            resolve(value)
-        except ValueError as error:
-            problems.append((name, str(error)))
-    problems += _knob_problems(p)
+    sampler = None
+    try:
+        sampler, _ = resolve_sampler(p.sampler_name)
+    except ValueError as error:
+        problems.append(("sampler_name", str(error)))
+    try:
+        resolve_schedule(p.scheduler)
+    except ValueError as error:
+        problems.append(("scheduler", str(error)))
+    if sampler is not None:  # an unknown sampler is reported once, as sampler_name
+        problems += _knob_problems(p, sampler)
     if p.rng not in SUPPORTED_RNG:
         choices = ", ".join(s.value for s in SUPPORTED_RNG)
         problems.append(("rng", f"must be one of {choices} (NV's Philox noise is not implemented), got {p.rng!r}"))
     return problems
 
 
-def _knob_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:
-    try:
-        sampler, _ = resolve_sampler(p.sampler_name)
-    except ValueError:
-        return []  # already reported as sampler_name
+def _knob_problems(p: Txt2ImgParams, sampler) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for name, value in p.sampler_knobs:
         if name in KNOB_RANGES:

@@ -231,9 +231,9 @@ def prompt_fields(model: LoadedModel, params: Txt2ImgParams, choice: SamplingCho
 KNOB_INFOTEXT = {"s_churn": "Sigma churn", "s_tmin": "Sigma tmin", "s_tmax": "Sigma tmax", "s_noise": "Sigma noise"}
 
 
-def knob_fields(params: Txt2ImgParams) -> dict[str, object]:
+def knob_fields(params: Txt2ImgParams, choice: SamplingChoice) -> dict[str, object]:
     """The sampler knobs of this job (those at a neutral value are never in ``sampler_knobs``)."""
-    ddim = resolve_sampler(params.sampler_name)[0].name == "DDIM"
+    ddim = choice.sampler.name == "DDIM"
     return {("Eta DDIM" if ddim else "Eta") if name == "eta" else KNOB_INFOTEXT.get(name, name): value
             for name, value in params.sampler_knobs}
 
@@ -249,7 +249,7 @@ def generate_txt2img(
     hires pixel upscaler runs (model files included); None = the built-in resamplers only.
     ``hooks``: the job's scripts, called at their points (``modules/pipeline/hooks.py``)."""
     choice = sampling_choice(params, prompt_options)
-    run = begin_run(params, hooks, {**(extra or {}), **prompt_fields(model, params, choice), **knob_fields(params)})
+    run = begin_run(params, hooks, {**(extra or {}), **prompt_fields(model, params, choice), **knob_fields(params, choice)})
 
     def make_images(batch: BatchRun, report: Callable) -> list[Image.Image]:
         with seamless_tiling(model, params.tiling):  # the VAE decodes with circular padding too

@@ -26,7 +26,7 @@ from modules.pipeline.images import (
     ResizeMode, fill_masked, latent_mask, masked_region, overlay_original, prepare_mask, resize_image,
 )
 from modules.pipeline.sampling_run import (
-    LatentMask, images_to_latents, inpainting_conditioning, latents_to_images, sample_img2img_latents,
+    LatentMask, SamplingChoice, images_to_latents, inpainting_conditioning, latents_to_images, sample_img2img_latents,
 )
 from modules.pipeline.tiling import seamless_tiling
 from modules.pipeline.upscale import upscale_latents
@@ -121,7 +121,7 @@ def img2img_fields(params: Img2ImgParams) -> dict[str, object]:
 
 def sample_batch(
     model: LoadedModel, params: Img2ImgParams, prepared: list[Prepared], batch: BatchRun, report,
-    prompt_options: PromptOptions | None = None,
+    choice: SamplingChoice,
 ) -> list[Image.Image]:
     spec = batch.noise
     factor = spec.latent_downscale
@@ -134,7 +134,6 @@ def sample_batch(
         if model.detected.family.is_inpainting:
             pixels = torch.from_numpy(np.stack([np.around(np.asarray(p.mask, dtype=np.float32) / 255) for p in prepared]))[:, None]
             conditioning = inpainting_conditioning(model, masked_image_conditioning(model, prepared, pixels), repaint)
-    choice = sampling_choice(params, prompt_options)
     sampled = sample_img2img_latents(
         model, latents, batch.prompts, batch.negative_prompts, spec, choice,
         params.denoising_strength, mask, report, conditioning, params.initial_noise_multiplier,
@@ -150,14 +149,15 @@ def generate_img2img(
     """All batches of ``params`` (validated by the caller); the i-th image of a batch uses init image i
     (cycling when there are fewer). ``extra``: infotext fields after the img2img ones. ``hooks``:
     the job's scripts (``modules/pipeline/hooks.py``)."""
-    extra = {**img2img_fields(params), **(extra or {}),
-             **prompt_fields(model, params, sampling_choice(params, prompt_options)), **knob_fields(params)}
+    choice = sampling_choice(params, prompt_options)
+    extra = {**img2img_fields(params), **(extra or {}), **prompt_fields(model, params, choice),
+             **knob_fields(params, choice)}
     prepared = [prepare(params, params.init_images[i % len(params.init_images)]) for i in range(params.batch_size)]
     run = begin_run(params, hooks, extra)
 
     def make_images(batch: BatchRun, report) -> list[Image.Image]:
         with seamless_tiling(model, params.tiling):
-            return sample_batch(model, params, prepared, batch, report, prompt_options)
+            return sample_batch(model, params, prepared, batch, report, choice)
 
     return run_batches(model, run, outputs, job, now, preview_every, make_images, "img2img-images",
                        save=save, full_preview=full_preview, hooks=hooks)

@@ -22,7 +22,9 @@ from modules.models.vae_decode import decode_latents
 from modules.models.vae_tiling import tiled_decode, tiled_encode
 from modules.pipeline.conditioning import PromptOptions, StepConditioning, plan_prompts, step_conditioning
 from modules.sampling.brownian import BrownianNoise, ladder_range
-from modules.sampling.catalog import SamplerSpec, initial_noise_scale, resolve_sampler, resolve_schedule, sampler_sigmas
+from modules.sampling.catalog import (
+    SamplerSpec, ScheduleSpec, initial_noise_scale, resolve_sampler, resolve_schedule, sampler_sigmas,
+)
 from modules.sampling.denoiser import CFGDenoiser, DiscreteDenoiser, LCMDenoiser, ScheduledCFGDenoiser
 from modules.sampling.noise import ImageNoise, NoiseSpec
 from modules.sampling.samplers import SamplerStep
@@ -44,6 +46,16 @@ class SamplingChoice:
     knobs: Mapping[str, Any] = field(default_factory=dict)
     prompt_options: PromptOptions = field(default_factory=PromptOptions)
     first_pass_steps: int | None = None  # set on a hires pass: prompt-editing steps count from the first pass
+    # The names resolved once, here, for everything downstream (``resolve_sampler`` parses
+    # "DPM++ 2M Karras" into a sampler and a schedule); None schedule = the sampler's own.
+    sampler: SamplerSpec = field(init=False, repr=False, compare=False)
+    schedule: ScheduleSpec | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        sampler, named_schedule = resolve_sampler(self.sampler_name)
+        schedule = named_schedule if self.scheduler == AUTOMATIC else resolve_schedule(self.scheduler)
+        object.__setattr__(self, "sampler", sampler)
+        object.__setattr__(self, "schedule", schedule)
 
 
 def model_alphas_cumprod(model: LoadedModel) -> Tensor:
@@ -52,10 +64,8 @@ def model_alphas_cumprod(model: LoadedModel) -> Tensor:
 
 
 def sigma_ladder(model: LoadedModel, choice: SamplingChoice) -> Tensor:
-    sampler, named_schedule = resolve_sampler(choice.sampler_name)
-    schedule = named_schedule if choice.scheduler == AUTOMATIC else resolve_schedule(choice.scheduler)
     model_sigmas = sigmas_from_alphas_cumprod(model_alphas_cumprod(model))
-    return sampler_sigmas(sampler, schedule, choice.steps, model_sigmas)
+    return sampler_sigmas(choice.sampler, choice.schedule, choice.steps, model_sigmas)
 
 
 def starting_point(
@@ -108,7 +118,7 @@ def sample_txt2img_latents(
     choice: SamplingChoice,
     callback: Callable[[SamplerStep], None] | None = None,
 ) -> Tensor:
-    sampler, _ = resolve_sampler(choice.sampler_name)
+    sampler = choice.sampler
     sigmas = sigma_ladder(model, choice).to(model.policy.device)
     x, step_noise = starting_point(sampler, noise_spec, sigmas, sigmas, model.policy.device, model.policy.unet_dtype)
     conditioning = blank_image_conditioning(model, x) if model.detected.family.is_inpainting else None
@@ -143,7 +153,7 @@ def guided_denoiser(
     conditioning = text_conditioning(model, prompts, negatives, choice)
     net = model.unet_call() if image_conditioning is None else inpainting_unet(model.unet_call())
     model_sigmas = sigmas_from_alphas_cumprod(model_alphas_cumprod(model).to(model.policy.device))
-    inner = model_denoiser(resolve_sampler(choice.sampler_name)[0], net, model_sigmas, model.detected.prediction)
+    inner = model_denoiser(choice.sampler, net, model_sigmas, model.detected.prediction)
     extra = {} if image_conditioning is None else {"c_concat": image_conditioning}
     if conditioning.plan.is_static:
         return CFGDenoiser(inner, *conditioning.static(), choice.cfg_scale, extra)
@@ -255,7 +265,7 @@ def sample_img2img_latents(
     image_conditioning: Tensor | None = None,
     noise_multiplier: float = 1.0,
 ) -> Tensor:
-    sampler, _ = resolve_sampler(choice.sampler_name)
+    sampler = choice.sampler
     full_ladder = sigma_ladder(model, choice)
     sigmas = img2img_ladder(full_ladder, choice.steps, denoising_strength).to(model.policy.device)
     start = init_latents.to(model.policy.device, model.policy.unet_dtype)
