@@ -1,8 +1,8 @@
 """A1111 compatibility surface: ``modules.processing`` — the mutable processing object ``p`` with
 A1111's field names, ``Processed``, ``fix_seed`` and ``create_infotext``.
 
-``process_images(p)`` needs the job's hook points (the engine runs scripts inside the job); until
-they are bound it raises, naming what is missing, rather than generating something else.
+``process_images(p)`` turns ``p`` into a job (``modules.extensions.a1111_bridge.params_from``),
+queues it through ``Runtime.submit`` like every other job, and waits for its images.
 """
 
 from __future__ import annotations
@@ -148,5 +148,29 @@ def create_infotext(p: StableDiffusionProcessing, all_prompts=None, all_seeds=No
 
 
 def process_images(p: StableDiffusionProcessing) -> Processed:
-    raise NotImplementedError("process_images needs the job's script hook points, which this build does not bind yet; "
-                              "extensions that only add settings, tabs, callbacks or routes work")
+    """Generate what ``p`` describes through the engine's job path (settings, styles, always-on
+    scripts, the queue) and return A1111's ``Processed``; ``p.override_settings`` apply to this job."""
+    import threading
+
+    from modules import shared
+    from modules.extensions.a1111_bridge import params_from, processed_from
+    from modules.pipeline.generate import SaveOptions
+
+    runtime = shared.bound_runtime()
+    if threading.current_thread().name == "generation-worker":
+        raise RuntimeError("process_images cannot run inside a job's hook: the queue runs one job at a time")
+    save = getattr(p, "save_options", None)
+    if save is None and (p.do_not_save_samples or p.do_not_save_grid):
+        from modules.runtime import save_options_from
+
+        save = save_options_from(runtime.options.current, runtime.config.data_dir)
+        save = SaveOptions(**{**save.__dict__, "images": save.images and not p.do_not_save_samples,
+                              "grids": save.grids and not p.do_not_save_grid})
+    job = runtime.submit(params_from(runtime, p), save=save)
+    try:
+        results = job.future.result()
+    finally:
+        runtime.jobs.forget(job)
+    processed = processed_from(p, results)
+    processed.generated = results  # the engine's own results, kept for the caller in the engine
+    return processed

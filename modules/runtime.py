@@ -33,7 +33,7 @@ from modules.pipeline.conditioning import PromptOptions
 from modules.pipeline.prompt_syntax import strip_comments
 from modules.options import PATH_OPTIONS, Options, OptionsError, OptionsStore
 from modules.sampling.catalog import resolve_sampler
-from modules.extensions.scripts import ScriptArgsError, ScriptHooks, ScriptRegistry
+from modules.extensions.scripts import ScriptArgsError, ScriptRegistry
 from modules.pipeline.hooks import HookChain, JobHooks
 from modules.upscalers.library import UpscalerLibrary, Upscaling, tile_settings
 from modules.pipeline.postprocess import PostprocessRegistry
@@ -279,13 +279,31 @@ class Runtime:
         return model
 
     def prepare_job(self, params: Txt2ImgParams | PreparedJob) -> PreparedJob:
-        """The job as it will run, checked once: every always-on script of its tab with the args
-        ``params.alwayson_scripts`` gives it (its defaults for the rest, as A1111's API fills them)
-        and its ``process`` applied; then validated, the chosen styles merged and prompt comments
+        """The job as it will run, checked once: its always-on scripts (``script_hooks``) with their
+        ``before_job`` applied; then validated, the chosen styles merged and prompt comments
         stripped. ParamsError (nothing queued) names every bad field, ``alwayson_scripts.<title>``
         for a script's."""
         if isinstance(params, PreparedJob):
             return params
+        hooks, problems = self.script_hooks(params)
+        for title, hook in hooks:
+            try:
+                params = hook.before_job(params)
+            except ScriptArgsError as error:
+                problems.append((f"alwayson_scripts.{title}", str(error)))
+        if problems:
+            raise ParamsError(problems)
+        params = self.with_styles(params.validate(self.upscaler_library.model_names()))
+        if self.options.current.enable_prompt_comments:  # A1111 strips them before anything, infotext included
+            params = dataclasses.replace(params, prompt=strip_comments(params.prompt),
+                                         negative_prompt=strip_comments(params.negative_prompt))
+        hooks = [hook for _, hook in hooks]
+        return PreparedJob(params, HookChain(hooks))
+
+    def script_hooks(self, params: Txt2ImgParams) -> tuple[list[tuple[str, JobHooks]], list[tuple[str, str]]]:
+        """Every always-on script of the job's tab, in the registry's order (as A1111 runs them), with
+        the args ``params.alwayson_scripts`` gives it (its defaults for the rest, as A1111's API
+        fills them); and the problems: titles that name no always-on script of the tab."""
         is_img2img = isinstance(params, Img2ImgParams)
         given, problems = {}, []
         for title, args in params.alwayson_scripts:
@@ -293,23 +311,12 @@ class Runtime:
                 given[self.scripts.find(title, is_img2img, alwayson=True).title()] = list(args)
             except KeyError as error:
                 problems.append((f"alwayson_scripts.{title}", str(error.args[0])))
-        hooks: list[JobHooks] = []
-        for script in self.scripts.alwayson(is_img2img):  # in the registry's order, as A1111 runs them
-            defaults = [arg.value for arg in script.args_info()]
-            args = given.get(script.title(), [])
-            hook = ScriptHooks(script, [*args, *defaults[len(args):]])
-            try:
-                params = hook.before_job(params)
-                hooks.append(hook)
-            except ScriptArgsError as error:
-                problems.append((f"alwayson_scripts.{script.title()}", str(error)))
-        if problems:
-            raise ParamsError(problems)
-        params = self.with_styles(params.validate(self.upscaler_library.model_names()))
-        if self.options.current.enable_prompt_comments:  # A1111 strips them before anything, infotext included
-            params = dataclasses.replace(params, prompt=strip_comments(params.prompt),
-                                         negative_prompt=strip_comments(params.negative_prompt))
-        return PreparedJob(params, HookChain(hooks))
+        hooks: list[tuple[str, JobHooks]] = []
+        for script in self.scripts.alwayson(is_img2img):
+            hook = script.hooks(params, given.get(script.title(), []))
+            if not (hooks and hooks[-1][1].absorb(hook)):  # A1111's scripts share one ``p`` per job
+                hooks.append((script.title(), hook))
+        return hooks, problems
 
     def preview_every(self) -> int:
         """Live previews every N steps per the "Live previews" settings (0 = none)."""

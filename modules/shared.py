@@ -60,6 +60,19 @@ class TotalTQDM:
 
 opts = Options()
 cmd_opts = argparse.Namespace()
+_runtime: Any = None  # the app's one Runtime, bound at start: the compat surface's link to the engine
+
+
+def bind_runtime(runtime: Any) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def bound_runtime() -> Any:
+    if _runtime is None:
+        raise RuntimeError("the web UI's runtime is not bound: extension scripts run only inside the app")
+    return _runtime
+
 state = State()
 total_tqdm = TotalTQDM()
 sd_model: Any = None

@@ -70,6 +70,11 @@ class Script:
         when it is submitted); a ScriptArgsError names an argument it cannot use."""
         return params
 
+    def hooks(self, params: "Txt2ImgParams", args: Sequence[Any]) -> JobHooks:
+        """This script's hooks for one job; the args the request leaves out take their defaults."""
+        defaults = [arg.value for arg in self.args_info()]
+        return ScriptHooks(self, [*args, *defaults[len(args):]])
+
     # The hook points while the job runs; ``run`` and ``batch`` may be changed in place.
     def begin(self, run: "JobRun", args: Sequence[Any]) -> None:
         """Seeds and prompts of every image are fixed; nothing is sampled yet."""

@@ -60,6 +60,10 @@ class BatchRun:
 class JobHooks:
     """Hook points of one job; each does nothing unless overridden."""
 
+    def absorb(self, other: "JobHooks") -> bool:
+        """Take ``other``'s work into this one (hooks that share state per job); False = keep both."""
+        return False
+
     def before_job(self, params: "Txt2ImgParams") -> "Txt2ImgParams":
         """Before seeds and prompts are fixed (A1111's ``before_process``): may return changed parameters."""
         return params

@@ -43,8 +43,8 @@ def test_fix_seed_replaces_minus_one_only():
     assert p.seed >= 0 and p.subseed == 7
 
 
-def test_process_images_refuses_clearly_until_bound():
-    with pytest.raises(NotImplementedError, match="hook points"):
+def test_process_images_outside_the_app_says_the_runtime_is_not_bound():
+    with pytest.raises(RuntimeError, match="not bound"):
         processing.process_images(processing.StableDiffusionProcessingTxt2Img())
 
 
