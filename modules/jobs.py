@@ -107,12 +107,15 @@ class JobQueue:
         self._durations: deque[float] = deque(maxlen=8)  # seconds the last jobs ran
         self._recent: dict[str, Job] = {}  # by id, the last RECENT_JOBS submitted (a reloaded page finds its job)
         self._worker: threading.Thread | None = None
+        self._closed = False
         self.current: Job | None = None
 
     def submit(self, work: Callable[[Job], Any], max_waiting: int | None = None, description: str = "job") -> Job:
         """Queue ``work``; QueueFullError (nothing queued) when ``max_waiting`` jobs already wait.
         ``description`` (kind, size, steps) goes into the job's console line."""
         with self._lock:
+            if self._closed:  # nothing would ever run it: answer now rather than wait forever
+                raise RuntimeError("the job queue is shut down")
             if max_waiting is not None and len(self._waiting) >= max_waiting:
                 raise QueueFullError(len(self._waiting), self._seconds_per_job())
             job = Job(f"job-{next(self._ids)}", work, description)
@@ -170,6 +173,7 @@ class JobQueue:
 
     def shutdown(self, timeout: float | None = None) -> None:
         with self._lock:
+            self._closed = True
             worker = self._worker
         if worker is not None:
             self._queue.put(None)

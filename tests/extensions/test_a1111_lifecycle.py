@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from modules import scripts as a1111_scripts
+from modules import shared
 from modules.extensions import loader
 from modules.extensions.a1111_bridge import register_scripts
 from modules.infotext.parse import parse_infotext
@@ -90,6 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     assert titles == ["Marker", "Broken", "Seed row"]
     yield running
     running.stop()
+    shared.bind_runtime(None)
 
 
 def txt2img(server, **fields) -> tuple[list[np.ndarray], list[str]]:

@@ -7,6 +7,7 @@ import importlib
 import pytest
 from PIL import Image
 
+from modules import shared
 from modules import images, processing, sd_samplers
 from modules.infotext.parse import parse_infotext
 
@@ -43,7 +44,8 @@ def test_fix_seed_replaces_minus_one_only():
     assert p.seed >= 0 and p.subseed == 7
 
 
-def test_process_images_outside_the_app_says_the_runtime_is_not_bound():
+def test_process_images_outside_the_app_says_the_runtime_is_not_bound(monkeypatch):
+    monkeypatch.setattr(shared, "_runtime", None)
     with pytest.raises(RuntimeError, match="not bound"):
         processing.process_images(processing.StableDiffusionProcessingTxt2Img())
 
