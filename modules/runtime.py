@@ -33,6 +33,7 @@ from modules.pipeline.prompt_syntax import strip_comments
 from modules.options import PATH_OPTIONS, Options, OptionsError, OptionsStore
 from modules.sampling.catalog import resolve_sampler
 from modules.extensions.scripts import ScriptRegistry
+from modules.extensions.startup import ExtensionSet, load as load_extension_scripts
 from modules.upscalers.library import UpscalerLibrary, Upscaling, tile_settings
 from modules.pipeline.postprocess import PostprocessRegistry
 
@@ -107,6 +108,13 @@ class Runtime:
         self.notices = Notices()
         self._runners: dict[tuple[ModelKey, str], ModelRunners] = {}
         self._runners_lock = threading.Lock()
+        self.extensions = ExtensionSet()  # filled by load_extensions at server start
+
+    def load_extensions(self, found: ExtensionSet) -> None:
+        """Imports the enabled extensions' scripts (their install.py and preload.py ran before the
+        flags were parsed); the set, with each one's state and errors, is what the Extensions tab shows."""
+        self.extensions = found
+        load_extension_scripts(found)
 
     # ----- files -----
     def checkpoints(self, refresh: bool = False) -> list[CheckpointFile]:
