@@ -33,7 +33,7 @@ from modules.pipeline.prompt_syntax import strip_comments
 from modules.options import PATH_OPTIONS, Options, OptionsError, OptionsStore
 from modules.sampling.catalog import resolve_sampler
 from modules.extensions.scripts import ScriptRegistry
-from modules.extensions.startup import ExtensionSet, load as load_extension_scripts
+from modules.extensions.startup import ExtensionSet, bind_compat_surface, load as load_extension_scripts
 from modules.upscalers.library import UpscalerLibrary, Upscaling, tile_settings
 from modules.pipeline.postprocess import PostprocessRegistry
 
@@ -114,6 +114,7 @@ class Runtime:
         """Imports the enabled extensions' scripts (their install.py and preload.py ran before the
         flags were parsed); the set, with each one's state and errors, is what the Extensions tab shows."""
         self.extensions = found
+        bind_compat_surface(self)
         load_extension_scripts(found)
 
     # ----- files -----

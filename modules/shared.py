@@ -79,3 +79,17 @@ def listfiles(dirname: str) -> list[str]:
 
 
 onchange_callbacks: list[Callable] = []
+
+
+_bound: list = []  # the app's one Runtime, once bind_runtime is called at start
+
+
+def bind_runtime(runtime: Any) -> None:
+    """Called at server start: the compat modules (``sd_models``, ``hashes``, ``sd_hijack``) answer
+    from this Runtime."""
+    _bound[:] = [runtime]
+
+
+def bound_runtime() -> Any:
+    """The Runtime bound at start, or None (e.g. an extension imported outside the server)."""
+    return _bound[0] if _bound else None

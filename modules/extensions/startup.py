@@ -82,6 +82,15 @@ def set_cmd_opts(args: argparse.Namespace) -> None:
     shared.cmd_opts.__dict__.update(vars(args))
 
 
+def bind_compat_surface(runtime) -> None:
+    """The A1111 module globals extensions read (checkpoint list, embeddings) answer from ``runtime``."""
+    from modules import sd_hijack, sd_models, shared
+
+    shared.bind_runtime(runtime)
+    sd_models.list_models()
+    sd_hijack.model_hijack.embedding_db.load_textual_inversion_embeddings()
+
+
 def load(found: ExtensionSet) -> None:
     """Imports scripts/*.py of every enabled extension; one that fails is disabled and reported."""
     from modules import scripts

@@ -11,7 +11,8 @@ from modules import images, processing, sd_samplers
 from modules.infotext.parse import parse_infotext
 
 NAMES = ("scripts", "shared", "processing", "script_callbacks", "images", "devices", "sd_samplers",
-         "scripts_postprocessing", "paths", "rng", "infotext_utils", "generation_parameters_copypaste")
+         "scripts_postprocessing", "paths", "rng", "infotext_utils", "generation_parameters_copypaste", "hashes",
+         "sd_models", "sd_hijack", "ui_components", "ui")
 
 
 @pytest.mark.parametrize("name", NAMES)
