@@ -1,0 +1,68 @@
+"""An extension's tab, JavaScript, stylesheet and ``on_app_started`` route reach the page and app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from modules import script_callbacks, scripts
+from modules.config import build_arg_parser, config_from_args
+from modules.extensions import startup
+from modules.runtime import Runtime
+from webui.app import create_app
+
+TAB_SCRIPT = '''
+import gradio as gr
+from modules import script_callbacks
+
+def on_ui_tabs():
+    with gr.Blocks(analytics_enabled=False) as ui_component:
+        gr.Textbox(label="Greeting", value="hello from the extension", elem_id="page_ext_greeting")
+    return [(ui_component, "Page ext", "page_ext")]
+
+def on_app_started(demo, app):
+    @app.get("/page-ext/ping")
+    def ping():
+        return {"pong": demo is not None}
+
+script_callbacks.on_ui_tabs(on_ui_tabs)
+script_callbacks.on_app_started(on_app_started)
+'''
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+@pytest.fixture()
+def client(tmp_path):
+    ext = tmp_path / "extensions"
+    write(ext / "page-ext" / "scripts" / "page_tab.py", TAB_SCRIPT)
+    write(ext / "page-ext" / "javascript" / "b_second.js", "window.pageExtOrder.push('b');\n")
+    write(ext / "page-ext" / "javascript" / "a_first.js", "window.pageExtOrder = ['a']; // </script> inside\n")
+    write(ext / "page-ext" / "style.css", "#page_ext_greeting { color: rgb(1, 2, 3); }\n")
+    write(ext / "tab-fails" / "scripts" / "bad_tab.py",
+          "from modules import script_callbacks\nscript_callbacks.on_ui_tabs(lambda: 1 / 0)\n")
+    argv = ["--data-dir", str(tmp_path), "--skip-install"]
+    args, found = startup.prepare(argv, tmp_path, build_arg_parser(), report=lambda line: None)
+    runtime = Runtime(config_from_args(args, tmp_path))
+    runtime.load_extensions(found)
+    yield TestClient(create_app(runtime))
+    script_callbacks.clear_callbacks()
+    scripts.scripts_data.clear()
+
+
+def test_tab_js_css_and_route_of_an_extension(client):
+    config = client.get("/config").json()
+    ids = {c["props"].get("elem_id"): c for c in config["components"]}
+    assert "tab_page_ext" in ids and ids["page_ext_greeting"]["props"]["value"] == "hello from the extension"
+    head = config["head"]
+    first, second = head.index("window.pageExtOrder = ['a']"), head.index("window.pageExtOrder.push('b')")
+    assert first < second  # load order: file names sorted
+    assert "<\\/script> inside" in head  # a closing tag in the source cannot end the inline script early
+    assert "#page_ext_greeting { color: rgb(1, 2, 3); }" in config["css"]
+    assert client.get("/page-ext/ping").json() == {"pong": True}
+    assert any("ZeroDivisionError" in e for e in script_callbacks.errors)  # the failing tab is reported
