@@ -33,7 +33,8 @@ from modules.pipeline.prompt_syntax import strip_comments
 from modules.options import PATH_OPTIONS, Options, OptionsError, OptionsStore
 from modules.sampling.catalog import resolve_sampler
 from modules.extensions.scripts import ScriptRegistry
-from modules.extensions.startup import ExtensionSet, bind_compat_surface, load as load_extension_scripts
+from modules.extensions.startup import SETTINGS_FILE as EXTENSION_SETTINGS_FILE, ExtensionSet, bind_compat_surface
+from modules.extensions.startup import load as load_extension_scripts
 from modules.upscalers.library import UpscalerLibrary, Upscaling, tile_settings
 from modules.pipeline.postprocess import PostprocessRegistry
 
@@ -115,7 +116,7 @@ class Runtime:
         flags were parsed); the set, with each one's state and errors, is what the Extensions tab shows."""
         self.extensions = found
         bind_compat_surface(self)
-        load_extension_scripts(found)
+        load_extension_scripts(found, self.config.data_dir / EXTENSION_SETTINGS_FILE)
 
     # ----- files -----
     def checkpoints(self, refresh: bool = False) -> list[CheckpointFile]:

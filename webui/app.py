@@ -13,12 +13,13 @@ from starlette.requests import HTTPConnection
 from starlette.routing import Mount
 
 from modules import script_callbacks
+from modules.extensions.startup import SETTINGS_FILE as EXTENSION_SETTINGS_FILE
 from modules.nets.tokenizer import build_clip_tokenizer
 from modules.runtime import Runtime
 from webui.forms import img2img_params, txt2img_params
 from webui.access import AccessGate, AccessPolicy, page_users
 from webui.body_limit import BodyLimit
-from webui.extension_ui import (add_extension_tabs, extension_scripts, extension_styles, extension_tabs,
+from webui.extension_ui import (add_extension_settings, add_extension_tabs, extension_scripts, extension_styles, extension_tabs,
                               serve_extension_routes_first)
 from webui.api import mount_api
 from webui.progress import add_progress_route
@@ -61,6 +62,8 @@ def build_blocks(runtime: Runtime) -> gr.Blocks:
             add_extension_tabs(from_extensions)
             with gr.Tab("Settings", id="settings", elem_id="tab-settings"):
                 build_settings_tab(page_load, runtime)
+                if runtime.extensions.loaded:
+                    add_extension_settings(runtime.config.data_dir / EXTENSION_SETTINGS_FILE)
             with gr.Tab("Extensions", id="extensions", elem_id="tab-extensions"):
                 build_extensions_tab(page_load, runtime)
         wire_send_buttons(runtime, main_tabs, txt2img, img2img, img2img_inputs, png_info)

@@ -51,3 +51,57 @@ def serve_extension_routes_first(app) -> None:
 
     page = [r for r in app.router.routes if isinstance(r, Mount) and hasattr(r.app, "get_blocks")]
     app.router.routes[:] = [r for r in app.router.routes if r not in page] + page
+
+
+def _setting_component(key: str, info, value):
+    """The component an extension asked for (``component``/``component_args``), else one by the
+    default's type, as A1111's settings page does."""
+    args = info.component_args() if callable(info.component_args) else dict(info.component_args or {})
+    common = {"label": info.label or key, "value": value, "elem_id": f"setting_{key}", "interactive": True}
+    if info.component is not None:
+        return info.component(**{**common, **args})
+    if isinstance(info.default, bool):
+        return gr.Checkbox(**common)
+    if isinstance(info.default, (int, float)):
+        return gr.Number(**common, **args)
+    return gr.Textbox(**common, **args)
+
+
+def add_extension_settings(settings_file) -> None:
+    """The settings extensions declared (``on_ui_settings``), grouped by section, with an Apply
+    button that saves them to ``settings_file``."""
+    from modules import shared
+    from modules.compat_options import OptionHTML
+
+    opts = shared.opts
+    if not opts.data_labels:
+        return
+    components = {}
+    with gr.Accordion("Extensions' settings", open=False, elem_id="settings-extensions"):
+        sections: dict[str, list[str]] = {}
+        for key, info in opts.data_labels.items():
+            title = info.section[1] if info.section and len(info.section) > 1 else "Other"
+            sections.setdefault(title or "Other", []).append(key)
+        for title, keys in sections.items():
+            gr.Markdown(f"### {title}")
+            for key in keys:
+                info = opts.data_labels[key]
+                if isinstance(info, OptionHTML):
+                    gr.HTML(info.label)
+                    continue
+                components[key] = _setting_component(key, info, getattr(opts, key))
+        apply = gr.Button("Apply extensions' settings", elem_id="settings-extensions-apply")
+        message = gr.Markdown("", elem_id="settings-extensions-message")
+
+    def apply_clicked(values: dict) -> str:
+        changed = []
+        for key, component in components.items():
+            try:
+                if opts.set(key, values[component]):
+                    changed.append(key)
+            except Exception as error:  # an extension's onchange: its failure is shown, the value kept
+                return f"**Not applied:** {key}: {error}"
+        opts.save(settings_file)
+        return f"{len(changed)} setting(s) changed: {', '.join(changed) or 'none'}."
+
+    apply.click(apply_clicked, inputs=set(components.values()), outputs=message)

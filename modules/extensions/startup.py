@@ -16,6 +16,7 @@ from typing import Callable
 
 from modules.extensions import loader
 
+SETTINGS_FILE = "extension-settings.json"  # extensions' own settings (shared.opts), beside config.json
 BUILTIN_FOLDER = "extensions-builtin"  # shipped with the program; --disable-extra-extensions keeps these
 
 
@@ -91,12 +92,19 @@ def bind_compat_surface(runtime) -> None:
     sd_hijack.model_hijack.embedding_db.load_textual_inversion_embeddings()
 
 
-def load(found: ExtensionSet) -> None:
-    """Imports scripts/*.py of every enabled extension; one that fails is disabled and reported."""
-    from modules import scripts
+def load(found: ExtensionSet, settings_file: Path | None = None) -> None:
+    """Imports scripts/*.py of every enabled extension (one that fails is disabled and reported),
+    then lets them declare settings (``on_ui_settings``) and reads their saved values."""
+    from modules import script_callbacks, scripts, shared
 
     scripts.load_extension_scripts(found.extensions)
     found.loaded = True
+    script_callbacks.ui_settings_callback()
+    if settings_file is not None:
+        try:
+            shared.opts.load(settings_file)
+        except (OSError, ValueError) as error:
+            print(f"Extension settings not read from {settings_file}: {error}")
 
 
 def parse_config_with_extensions(argv: list[str], root: Path):

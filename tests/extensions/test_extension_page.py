@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from modules import script_callbacks, scripts
+from modules import script_callbacks, scripts, shared
+from modules.compat_options import Options
 from modules.config import build_arg_parser, config_from_args
 from modules.extensions import startup
 from modules.runtime import Runtime
@@ -15,7 +16,7 @@ from webui.app import create_app
 
 TAB_SCRIPT = '''
 import gradio as gr
-from modules import script_callbacks
+from modules import script_callbacks, shared
 
 def on_ui_tabs():
     with gr.Blocks(analytics_enabled=False) as ui_component:
@@ -27,7 +28,14 @@ def on_app_started(demo, app):
     def ping():
         return {"pong": demo is not None}
 
+def on_ui_settings():
+    section = ("page_ext", "Page ext")
+    shared.opts.add_option("page_ext_level", shared.OptionInfo(3, "Level", section=section))
+    shared.opts.add_option("page_ext_slider", shared.OptionInfo(
+        0.5, "Strength", gr.Slider, {"minimum": 0, "maximum": 1, "step": 0.1}, section=section))
+
 script_callbacks.on_ui_tabs(on_ui_tabs)
+script_callbacks.on_ui_settings(on_ui_settings)
 script_callbacks.on_app_started(on_app_started)
 '''
 
@@ -46,6 +54,8 @@ def client(tmp_path):
     write(ext / "page-ext" / "style.css", "#page_ext_greeting { color: rgb(1, 2, 3); }\n")
     write(ext / "tab-fails" / "scripts" / "bad_tab.py",
           "from modules import script_callbacks\nscript_callbacks.on_ui_tabs(lambda: 1 / 0)\n")
+    write(tmp_path / "extension-settings.json", '{"page_ext_level": 9}')
+    shared.opts = Options()
     argv = ["--data-dir", str(tmp_path), "--skip-install"]
     args, found = startup.prepare(argv, tmp_path, build_arg_parser(), report=lambda line: None)
     runtime = Runtime(config_from_args(args, tmp_path))
@@ -53,6 +63,7 @@ def client(tmp_path):
     yield TestClient(create_app(runtime))
     script_callbacks.clear_callbacks()
     scripts.scripts_data.clear()
+    shared.opts = Options()
 
 
 def test_tab_js_css_and_route_of_an_extension(client):
@@ -66,3 +77,19 @@ def test_tab_js_css_and_route_of_an_extension(client):
     assert "#page_ext_greeting { color: rgb(1, 2, 3); }" in config["css"]
     assert client.get("/page-ext/ping").json() == {"pong": True}
     assert any("ZeroDivisionError" in e for e in script_callbacks.errors)  # the failing tab is reported
+
+
+def test_extension_settings_appear_with_saved_values_and_apply_saves_them(client, tmp_path):
+    config = client.get("/config").json()
+    ids = {c["props"].get("elem_id"): c for c in config["components"]}
+    assert ids["setting_page_ext_level"]["props"]["value"] == 9  # read back from the saved file
+    slider = ids["setting_page_ext_slider"]
+    assert slider["type"] == "slider" and slider["props"]["maximum"] == 1
+    assert shared.opts.page_ext_level == 9
+    blocks = client.app.router.routes[-1].app.get_blocks()
+    level = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "setting_page_ext_level")
+    slider_block = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "setting_page_ext_slider")
+    apply = next(f for f in blocks.fns.values() if level in f.inputs)
+    message = apply.fn({level: 4, slider_block: 0.5})
+    assert "page_ext_level" in message and shared.opts.page_ext_level == 4
+    assert '"page_ext_level": 4' in (tmp_path / "extension-settings.json").read_text()
