@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
 import gradio as gr
 
 from modules import script_callbacks
@@ -105,3 +109,40 @@ def add_extension_settings(settings_file) -> None:
         return f"{len(changed)} setting(s) changed: {', '.join(changed) or 'none'}."
 
     apply.click(apply_clicked, inputs=set(components.values()), outputs=message)
+
+
+@dataclass(frozen=True)
+class RenderedScript:
+    """An always-on extension script placed in a generation tab, and its controls in ``ui()`` order
+    (the order A1111 delivers their values as the script's ``*args``)."""
+    script: Any
+    controls: tuple
+
+
+def add_alwayson_script_uis(is_img2img: bool) -> tuple[RenderedScript, ...]:
+    """Each loaded always-on (``scripts.AlwaysVisible``) script's ``ui(is_img2img)``, created in the
+    page's Blocks context (as A1111 does), inside its own accordion. A script whose ``show`` or
+    ``ui`` raises is reported on the console and left out; the page keeps building."""
+    from modules import scripts
+
+    rendered = []
+    tab = "img2img" if is_img2img else "txt2img"
+    for data in scripts.scripts_data:
+        script = scripts.instantiate(data, is_img2img)
+        if script is None or not script.alwayson:
+            continue
+        accordion = gr.Accordion(script.title(), open=False, elem_id=f"script_{tab}_{_slug(script.title())}")
+        try:
+            with accordion:
+                controls = script.ui(is_img2img)
+        except Exception:  # extension code: isolated, reported, and its half-built accordion removed
+            print(f"Error creating the UI of script {data.path}:\n{traceback.format_exc(limit=-3)}")
+            accordion.unrender()
+            continue
+        controls = tuple(controls or ()) if isinstance(controls, (list, tuple)) else ((controls,) if controls else ())
+        rendered.append(RenderedScript(script, controls))
+    return tuple(rendered)
+
+
+def _slug(title: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in title.lower()).strip("_")

@@ -16,7 +16,7 @@ from webui.app import create_app
 
 TAB_SCRIPT = '''
 import gradio as gr
-from modules import script_callbacks, shared
+from modules import script_callbacks, scripts, shared
 
 def on_ui_tabs():
     with gr.Blocks(analytics_enabled=False) as ui_component:
@@ -33,6 +33,24 @@ def on_ui_settings():
     shared.opts.add_option("page_ext_level", shared.OptionInfo(3, "Level", section=section))
     shared.opts.add_option("page_ext_slider", shared.OptionInfo(
         0.5, "Strength", gr.Slider, {"minimum": 0, "maximum": 1, "step": 0.1}, section=section))
+
+class PageExtScript(scripts.Script):
+    def title(self):
+        return "Page ext script"
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+    def ui(self, is_img2img):
+        enabled = gr.Checkbox(label="Enabled", elem_id=self.elem_id("enabled"))
+        strength = gr.Slider(0, 1, value=0.25, label="Strength", elem_id=self.elem_id("strength"))
+        return [enabled, strength]
+
+class BrokenUi(scripts.Script):
+    def title(self):
+        return "Broken UI"
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+    def ui(self, is_img2img):
+        raise RuntimeError("ui failed")
 
 script_callbacks.on_ui_tabs(on_ui_tabs)
 script_callbacks.on_ui_settings(on_ui_settings)
@@ -93,3 +111,25 @@ def test_extension_settings_appear_with_saved_values_and_apply_saves_them(client
     message = apply.fn({level: 4, slider_block: 0.5})
     assert "page_ext_level" in message and shared.opts.page_ext_level == 4
     assert '"page_ext_level": 4' in (tmp_path / "extension-settings.json").read_text()
+
+
+def test_alwayson_script_controls_render_in_both_tabs_inside_an_accordion(client):
+    config = client.get("/config").json()
+    ids = {c["props"].get("elem_id"): c for c in config["components"]}
+    for tab in ("txt2img", "img2img"):
+        assert ids[f"script_{tab}_page_ext_script"]["type"] == "accordion"
+        assert ids[f"script_{tab}_page_ext_script_strength"]["props"]["value"] == 0.25
+        assert f"script_{tab}_broken_ui" not in ids  # its ui() raised: left out, the page still built
+    accordion = ids["script_txt2img_page_ext_script"]["id"]
+    assert accordion in _ancestors(config["layout"], ids["script_txt2img_page_ext_script_strength"]["id"])
+
+
+def _ancestors(node: dict, target: int) -> list[int] | None:
+    """The ids above ``target`` in the page layout (None when it is not under ``node``)."""
+    if node.get("id") == target:
+        return []
+    for child in node.get("children", []):
+        found = _ancestors(child, target)
+        if found is not None:
+            return [node.get("id"), *found]
+    return None
