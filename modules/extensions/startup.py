@@ -114,6 +114,22 @@ def parse_config_with_extensions(argv: list[str], root: Path):
     parser = build_arg_parser()
     args, found = prepare(argv, root, parser)
     try:
-        return config_from_args(args, root), found
+        config = config_from_args(args, root)
     except ConfigError as error:
         parser.error(str(error))
+    set_a1111_paths(config)
+    return config, found
+
+
+def set_a1111_paths(config) -> None:
+    """A1111's folder flags hold one path each (``cmd_opts.embeddings_dir`` etc.; ours repeat and
+    add to the defaults), and ``modules.paths`` names the data folders: both follow ``config``."""
+    from modules import paths, shared
+
+    single = {"ckpt_dir": config.ckpt_dirs[-1], "vae_dir": config.vae_dirs[-1], "lora_dir": config.lora_dirs[-1],
+              "embeddings_dir": config.embeddings_dirs[-1], "data_dir": config.data_dir,
+              "models_dir": config.models_dir, "hypernetwork_dir": config.models_dir / "hypernetworks"}
+    shared.cmd_opts.__dict__.update({key: str(value) for key, value in single.items()})
+    paths.data_path = str(config.data_dir)
+    paths.models_path = str(config.models_dir)
+    paths.extensions_dir = str(config.data_dir / "extensions")
