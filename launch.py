@@ -103,12 +103,14 @@ def main(argv: list[str]) -> int:
         from modules.demo.evaluate import main as evaluate_demo
 
         return evaluate_demo([a for a in rest if a != "--skip-install"], ROOT)
-    from modules.config import parse_config
+    from modules.extensions.startup import parse_config_with_extensions
 
-    config = parse_config(rest, ROOT)  # --help and bad flags answer before the heavy imports
+    # extensions' install.py and preload.py run first, so their flags parse; --help and bad flags
+    # answer before the heavy imports
+    config, extensions = parse_config_with_extensions(rest, ROOT)
     from webui.server import serve
 
-    return serve(config)
+    return serve(config, extensions)
 
 
 if __name__ == "__main__":

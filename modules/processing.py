@@ -157,6 +157,8 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
     from modules.pipeline.generate import SaveOptions
 
     runtime = shared.bound_runtime()
+    if runtime is None:
+        raise RuntimeError("the web UI's runtime is not bound: extension scripts generate only inside the app")
     if threading.current_thread().name == "generation-worker":
         raise RuntimeError("process_images cannot run inside a job's hook: the queue runs one job at a time")
     save = getattr(p, "save_options", None)

@@ -34,6 +34,8 @@ from modules.pipeline.prompt_syntax import strip_comments
 from modules.options import PATH_OPTIONS, Options, OptionsError, OptionsStore
 from modules.sampling.catalog import resolve_sampler
 from modules.extensions.scripts import ScriptArgsError, ScriptRegistry
+from modules.extensions.startup import SETTINGS_FILE as EXTENSION_SETTINGS_FILE, ExtensionSet, bind_compat_surface
+from modules.extensions.startup import load as load_extension_scripts
 from modules.pipeline.hooks import HookChain, JobHooks
 from modules.upscalers.library import UpscalerLibrary, Upscaling, tile_settings
 from modules.pipeline.postprocess import PostprocessRegistry
@@ -120,6 +122,18 @@ class Runtime:
         self.notices = Notices()
         self._runners: dict[tuple[ModelKey, str], ModelRunners] = {}
         self._runners_lock = threading.Lock()
+        self.extensions = ExtensionSet()  # filled by load_extensions at server start
+
+    def load_extensions(self, found: ExtensionSet) -> None:
+        """Imports the enabled extensions' scripts (their install.py and preload.py ran before the
+        flags were parsed); the set, with each one's state and errors, is what the Extensions tab shows."""
+        self.extensions = found
+        bind_compat_surface(self)
+        load_extension_scripts(found, self.config.data_dir / EXTENSION_SETTINGS_FILE)
+        from modules import scripts as a1111_scripts  # the compat surface, loaded only with extensions
+        from modules.extensions.a1111_bridge import register_scripts
+
+        register_scripts(self, a1111_scripts.scripts_data)
 
     # ----- files -----
     def checkpoints(self, refresh: bool = False) -> list[CheckpointFile]:

@@ -60,18 +60,6 @@ class TotalTQDM:
 
 opts = Options()
 cmd_opts = argparse.Namespace()
-_runtime: Any = None  # the app's one Runtime, bound at start: the compat surface's link to the engine
-
-
-def bind_runtime(runtime: Any) -> None:
-    global _runtime
-    _runtime = runtime
-
-
-def bound_runtime() -> Any:
-    if _runtime is None:
-        raise RuntimeError("the web UI's runtime is not bound: extension scripts run only inside the app")
-    return _runtime
 
 state = State()
 total_tqdm = TotalTQDM()
@@ -80,6 +68,20 @@ sd_upscalers: list = []
 demo: Any = None
 hide_dirs: dict = {}
 parser = argparse.ArgumentParser(add_help=False)
+prompt_styles: Any = None  # a PromptStyles once bound (A1111 fills it at start too)
+
+
+class PromptStyles:
+    """A1111's ``shared.prompt_styles``: ``styles`` (name -> style with ``prompt``,
+    ``negative_prompt``), read from our styles file."""
+
+    def __init__(self, path: Any):
+        self.path = path
+        self.reload()
+
+    def reload(self) -> None:
+        from modules.styles import read_styles
+        self.styles = read_styles(self.path) if self.path.is_file() else {}
 
 
 def reload_hypernetworks() -> None:
@@ -92,3 +94,19 @@ def listfiles(dirname: str) -> list[str]:
 
 
 onchange_callbacks: list[Callable] = []
+
+
+_bound: list = []  # the app's one Runtime, once bind_runtime is called at start
+
+
+def bind_runtime(runtime: Any) -> None:
+    """Called at server start: the compat modules (``sd_models``, ``hashes``, ``sd_hijack``) answer
+    from this Runtime."""
+    global prompt_styles
+    _bound[:] = [runtime]
+    prompt_styles = PromptStyles(runtime.config.styles_file)
+
+
+def bound_runtime() -> Any:
+    """The Runtime bound at start, or None (e.g. an extension imported outside the server)."""
+    return _bound[0] if _bound else None

@@ -12,11 +12,15 @@ from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 from starlette.routing import Mount
 
+from modules import script_callbacks
+from modules.extensions.startup import SETTINGS_FILE as EXTENSION_SETTINGS_FILE
 from modules.nets.tokenizer import build_clip_tokenizer
 from modules.runtime import Runtime
 from webui.forms import img2img_params, txt2img_params
 from webui.access import AccessGate, AccessPolicy, page_users
 from webui.body_limit import BodyLimit
+from webui.extension_ui import (add_extension_settings, add_extension_tabs, extension_scripts, extension_styles, extension_tabs,
+                              serve_extension_routes_first)
 from webui.api import mount_api
 from webui.progress import add_progress_route
 from webui.tabs.extensions import build_extensions_tab
@@ -41,6 +45,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 def build_blocks(runtime: Runtime) -> gr.Blocks:
     tokenizer = build_clip_tokenizer()  # for the token counters: the same BPE every SD1/SD2 model uses
     page_load = PageLoad()
+    from_extensions = extension_tabs(runtime.extensions)
     with gr.Blocks(title=PAGE_TITLE, analytics_enabled=False) as blocks:
         checkpoint = build_top_bar(runtime, page_load)
         with gr.Tabs(elem_id="main-tabs", selected="txt2img") as main_tabs:
@@ -54,8 +59,11 @@ def build_blocks(runtime: Runtime) -> gr.Blocks:
                 png_info = build_png_info_tab()
             with gr.Tab("Checkpoint Merger", id="merger", elem_id="tab-merger"):
                 build_merger_tab(runtime)
+            add_extension_tabs(from_extensions)
             with gr.Tab("Settings", id="settings", elem_id="tab-settings"):
                 build_settings_tab(page_load, runtime)
+                if runtime.extensions.loaded:
+                    add_extension_settings(runtime.config.data_dir / EXTENSION_SETTINGS_FILE)
             with gr.Tab("Extensions", id="extensions", elem_id="tab-extensions"):
                 build_extensions_tab(page_load, runtime)
         wire_send_buttons(runtime, main_tabs, txt2img, img2img, img2img_inputs, png_info)
@@ -138,13 +146,14 @@ def page_login_check(app: FastAPI) -> Callable[[HTTPConnection], bool]:
     return logged_in
 
 
-def mount_page(app: FastAPI, runtime: Runtime) -> None:
+def mount_page(app: FastAPI, runtime: Runtime) -> gr.Blocks:
     server = runtime.config.server
     users = page_users(server.gradio_auth, server.api_auth)
     blocks = build_blocks(runtime)
     gr.mount_gradio_app(
         app, blocks, path="/", auth=list(users) or None, auth_message=LOGIN_MESSAGE if users else None,
-        css=(STATIC / "style.css").read_text(encoding="utf-8"), head=page_head(server.theme),
+        css=(STATIC / "style.css").read_text(encoding="utf-8") + "\n" + extension_styles(runtime.extensions),
+        head=page_head(server.theme) + extension_scripts(runtime.extensions),
         allowed_paths=[str(runtime.config.outputs_dir)], footer_links=["api", "settings"], ssr_mode=False,
         run_history=False, max_file_size=MAX_UPLOAD_BYTES,
     )
@@ -152,18 +161,23 @@ def mount_page(app: FastAPI, runtime: Runtime) -> None:
     # client sends lies in the upload folder (otherwise any server file is copied into the cache
     # and served); mount_gradio_app leaves the flag unset, so set what launch() would have.
     blocks.has_launched = True
+    return blocks
 
 
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title=PAGE_TITLE)
     server = runtime.config.server
+    blocks = None
     if server.api_enabled:
         mount_api(app, runtime)  # before the page's mount at "/", which would shadow later routes
     if not server.nowebui:
         add_progress_route(app, runtime)
-        mount_page(app, runtime)
+        blocks = mount_page(app, runtime)
     app.add_middleware(BodyLimit, max_bytes=lambda: runtime.options.current.api_max_request_mb * 1024 * 1024,
                        exempt_paths=("/gradio_api/upload",))
+    if runtime.extensions.loaded:  # extensions add routes here; a failing callback is reported, not raised
+        script_callbacks.app_started_callback(blocks, app)
+        serve_extension_routes_first(app)
     policy = AccessPolicy.from_flags(server.gradio_auth, server.api_auth)
     # Added last, so it runs first: nobody without a login gets as far as sending a large body.
     app.add_middleware(AccessGate, policy=policy, logged_in=page_login_check(app), login_message=LOGIN_MESSAGE)

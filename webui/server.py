@@ -18,6 +18,7 @@ import uvicorn
 from gradio import networking
 
 from modules.config import LOCAL_SERVER_NAMES, AppConfig
+from modules.extensions.startup import ExtensionSet
 from modules.runtime import Runtime
 from webui.app import create_app
 
@@ -80,9 +81,11 @@ def console_logging() -> None:
         engine.propagate = False
 
 
-def serve(config: AppConfig) -> int:
+def serve(config: AppConfig, extensions: ExtensionSet | None = None) -> int:
     console_logging()
     runtime = Runtime(config)
+    if extensions is not None:
+        runtime.load_extensions(extensions)
     for path in runtime.remove_stale_temporaries():
         print(f"Removed {path}: a save that an earlier run did not finish")
     app = create_app(runtime)

@@ -302,7 +302,8 @@ def register_scripts(runtime: "Runtime", scripts_data: Sequence[Any]) -> list[st
 
     from modules import shared
 
-    shared.bind_runtime(runtime)
+    if shared.bound_runtime() is not runtime:
+        shared.bind_runtime(runtime)
     added = []
     for data in scripts_data:
         instances = {is_img2img: script for is_img2img in (False, True)

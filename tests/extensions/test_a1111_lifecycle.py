@@ -91,7 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     assert titles == ["Marker", "Broken", "Seed row"]
     yield running
     running.stop()
-    shared.bind_runtime(None)
+    shared._bound.clear()
 
 
 def txt2img(server, **fields) -> tuple[list[np.ndarray], list[str]]:

@@ -12,7 +12,8 @@ from modules import images, processing, sd_samplers
 from modules.infotext.parse import parse_infotext
 
 NAMES = ("scripts", "shared", "processing", "script_callbacks", "images", "devices", "sd_samplers",
-         "scripts_postprocessing", "paths", "rng", "infotext_utils", "generation_parameters_copypaste")
+         "scripts_postprocessing", "paths", "rng", "infotext_utils", "generation_parameters_copypaste", "hashes",
+         "sd_models", "sd_hijack", "ui_components", "ui")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -45,7 +46,7 @@ def test_fix_seed_replaces_minus_one_only():
 
 
 def test_process_images_outside_the_app_says_the_runtime_is_not_bound(monkeypatch):
-    monkeypatch.setattr(shared, "_runtime", None)
+    monkeypatch.setattr(shared, "_bound", [])
     with pytest.raises(RuntimeError, match="not bound"):
         processing.process_images(processing.StableDiffusionProcessingTxt2Img())
 

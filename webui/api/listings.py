@@ -85,7 +85,7 @@ def script_info(runtime: Runtime) -> list[dict[str, Any]]:
 
 def extensions(runtime: Runtime) -> list[dict[str, Any]]:
     """Folders in extensions/ holding a scripts/ folder or an install.py; no git data is read yet."""
-    root = runtime.config.root / "extensions"
+    root = runtime.config.data_dir / "extensions"
     disabled = set(runtime.options.current.disabled_extensions)
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     return [{"name": p.name, "remote": "", "branch": "", "commit_hash": "", "version": "", "commit_date": 0,

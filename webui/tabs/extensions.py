@@ -6,6 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from modules.extensions.startup import ExtensionSet
 from modules.options import OptionsError
 from modules.runtime import Runtime
 from webui.tabs.page_load import PageLoad
@@ -25,9 +26,21 @@ def disabled_after(all_names: list[str], enabled: list[str], previously_disabled
     return tuple(sorted({*gone, *(name for name in all_names if name not in enabled)}))
 
 
+def state_table(found: ExtensionSet) -> str:
+    """Markdown: each extension found at start, whether it loaded, and why it failed."""
+    if not found.extensions:
+        return "No extension was loaded at start."
+    rows = ["| Extension | State | Error |", "|---|---|---|"]
+    for extension in found.extensions:
+        error = (extension.errors[-1].strip().splitlines() or [""])[-1] if extension.errors else ""
+        rows.append(f"| {extension.name} | {found.state_of(extension)} | {error.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
 def build_extensions_tab(page_load: PageLoad, runtime: Runtime) -> None:
-    root = runtime.config.root / "extensions"
+    root = runtime.config.data_dir / "extensions"
     gr.Markdown(f"Extensions are the folders in `{root}`. Changes take effect after a restart.")
+    gr.Markdown(state_table(runtime.extensions), elem_id="extensions-state")
     names = extension_folders(root)
     disabled = set(runtime.options.current.disabled_extensions)
     enabled = gr.CheckboxGroup(names, value=[n for n in names if n not in disabled], label="Enabled",

@@ -1,0 +1,135 @@
+"""An extension's tab, JavaScript, stylesheet and ``on_app_started`` route reach the page and app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from modules import script_callbacks, scripts, shared
+from modules.compat_options import Options
+from modules.config import build_arg_parser, config_from_args
+from modules.extensions import startup
+from modules.runtime import Runtime
+from webui.app import create_app
+
+TAB_SCRIPT = '''
+import gradio as gr
+from modules import script_callbacks, scripts, shared
+
+def on_ui_tabs():
+    with gr.Blocks(analytics_enabled=False) as ui_component:
+        gr.Textbox(label="Greeting", value="hello from the extension", elem_id="page_ext_greeting")
+    return [(ui_component, "Page ext", "page_ext")]
+
+def on_app_started(demo, app):
+    @app.get("/page-ext/ping")
+    def ping():
+        return {"pong": demo is not None}
+
+def on_ui_settings():
+    section = ("page_ext", "Page ext")
+    shared.opts.add_option("page_ext_level", shared.OptionInfo(3, "Level", section=section))
+    shared.opts.add_option("page_ext_slider", shared.OptionInfo(
+        0.5, "Strength", gr.Slider, {"minimum": 0, "maximum": 1, "step": 0.1}, section=section))
+
+class PageExtScript(scripts.Script):
+    def title(self):
+        return "Page ext script"
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+    def ui(self, is_img2img):
+        enabled = gr.Checkbox(label="Enabled", elem_id=self.elem_id("enabled"))
+        strength = gr.Slider(0, 1, value=0.25, label="Strength", elem_id=self.elem_id("strength"))
+        return [enabled, strength]
+
+class BrokenUi(scripts.Script):
+    def title(self):
+        return "Broken UI"
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+    def ui(self, is_img2img):
+        raise RuntimeError("ui failed")
+
+script_callbacks.on_ui_tabs(on_ui_tabs)
+script_callbacks.on_ui_settings(on_ui_settings)
+script_callbacks.on_app_started(on_app_started)
+'''
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+@pytest.fixture()
+def client(tmp_path):
+    ext = tmp_path / "extensions"
+    write(ext / "page-ext" / "scripts" / "page_tab.py", TAB_SCRIPT)
+    write(ext / "page-ext" / "javascript" / "b_second.js", "window.pageExtOrder.push('b');\n")
+    write(ext / "page-ext" / "javascript" / "a_first.js", "window.pageExtOrder = ['a']; // </script> inside\n")
+    write(ext / "page-ext" / "style.css", "#page_ext_greeting { color: rgb(1, 2, 3); }\n")
+    write(ext / "tab-fails" / "scripts" / "bad_tab.py",
+          "from modules import script_callbacks\nscript_callbacks.on_ui_tabs(lambda: 1 / 0)\n")
+    write(tmp_path / "extension-settings.json", '{"page_ext_level": 9}')
+    shared.opts = Options()
+    argv = ["--data-dir", str(tmp_path), "--skip-install"]
+    args, found = startup.prepare(argv, tmp_path, build_arg_parser(), report=lambda line: None)
+    runtime = Runtime(config_from_args(args, tmp_path))
+    runtime.load_extensions(found)
+    yield TestClient(create_app(runtime))
+    script_callbacks.clear_callbacks()
+    scripts.scripts_data.clear()
+    shared.opts = Options()
+
+
+def test_tab_js_css_and_route_of_an_extension(client):
+    config = client.get("/config").json()
+    ids = {c["props"].get("elem_id"): c for c in config["components"]}
+    assert "tab_page_ext" in ids and ids["page_ext_greeting"]["props"]["value"] == "hello from the extension"
+    head = config["head"]
+    first, second = head.index("window.pageExtOrder = ['a']"), head.index("window.pageExtOrder.push('b')")
+    assert first < second  # load order: file names sorted
+    assert "<\\/script> inside" in head  # a closing tag in the source cannot end the inline script early
+    assert "#page_ext_greeting { color: rgb(1, 2, 3); }" in config["css"]
+    assert client.get("/page-ext/ping").json() == {"pong": True}
+    assert any("ZeroDivisionError" in e for e in script_callbacks.errors)  # the failing tab is reported
+
+
+def test_extension_settings_appear_with_saved_values_and_apply_saves_them(client, tmp_path):
+    config = client.get("/config").json()
+    ids = {c["props"].get("elem_id"): c for c in config["components"]}
+    assert ids["setting_page_ext_level"]["props"]["value"] == 9  # read back from the saved file
+    slider = ids["setting_page_ext_slider"]
+    assert slider["type"] == "slider" and slider["props"]["maximum"] == 1
+    assert shared.opts.page_ext_level == 9
+    blocks = client.app.router.routes[-1].app.get_blocks()
+    level = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "setting_page_ext_level")
+    slider_block = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "setting_page_ext_slider")
+    apply = next(f for f in blocks.fns.values() if level in f.inputs)
+    message = apply.fn({level: 4, slider_block: 0.5})
+    assert "page_ext_level" in message and shared.opts.page_ext_level == 4
+    assert '"page_ext_level": 4' in (tmp_path / "extension-settings.json").read_text()
+
+
+def test_alwayson_script_controls_render_in_both_tabs_inside_an_accordion(client):
+    config = client.get("/config").json()
+    ids = {c["props"].get("elem_id"): c for c in config["components"]}
+    for tab in ("txt2img", "img2img"):
+        assert ids[f"script_{tab}_page_ext_script"]["type"] == "accordion"
+        assert ids[f"script_{tab}_page_ext_script_strength"]["props"]["value"] == 0.25
+        assert f"script_{tab}_broken_ui" not in ids  # its ui() raised: left out, the page still built
+    accordion = ids["script_txt2img_page_ext_script"]["id"]
+    assert accordion in _ancestors(config["layout"], ids["script_txt2img_page_ext_script_strength"]["id"])
+
+
+def _ancestors(node: dict, target: int) -> list[int] | None:
+    """The ids above ``target`` in the page layout (None when it is not under ``node``)."""
+    if node.get("id") == target:
+        return []
+    for child in node.get("children", []):
+        found = _ancestors(child, target)
+        if found is not None:
+            return [node.get("id"), *found]
+    return None
