@@ -15,6 +15,8 @@ from typing import Any, Mapping, Sequence
 import gradio as gr
 from PIL import Image
 
+from modules.extensions.a1111_bridge import A1111Script
+from modules.extensions.scripts import ScriptArg
 from modules.infotext.apply import infotext_to_params
 from modules.job_spec import job_params
 from modules.infotext.parse import parse_infotext
@@ -287,6 +289,8 @@ def build_alwayson_controls(form: Form, scripts: Any, is_img2img: bool) -> None:
     """Each always-on script's controls in its own accordion (A1111 shows them under the
     generation controls); every job of the tab runs the script with their values."""
     for number, script in enumerate(scripts.alwayson(is_img2img)):
+        if isinstance(script, A1111Script):
+            continue  # an extension's script shows its own ui() (``add_rendered_scripts``)
         args = script.args_info()
         if not args:
             form.alwayson[script.title()] = []
@@ -294,6 +298,15 @@ def build_alwayson_controls(form: Form, scripts: Any, is_img2img: bool) -> None:
         with gr.Accordion(script.title(), open=False, elem_id=f"{form.tab}-alwayson-{number}"):
             form.alwayson[script.title()] = [
                 (arg, script_arg_control(arg, f"{form.tab}-alwayson-{number}-arg-{i}")) for i, arg in enumerate(args)]
+
+
+def add_rendered_scripts(form: Form, rendered: Sequence[Any]) -> None:
+    """Extension scripts' own ``ui()`` controls (``webui.extension_ui.add_alwayson_script_uis``): their
+    values, in ``ui()`` order, are the script's args in every job of the tab, as in A1111."""
+    for item in rendered:
+        controls = [c for c in item.controls if isinstance(c, gr.components.Component)]
+        form.alwayson[item.script.title()] = [
+            (ScriptArg(str(getattr(c, "label", "") or ""), getattr(c, "value", None)), c) for c in controls]
 
 
 def script_arg_control(arg: Any, elem_id: str) -> gr.components.Component:

@@ -19,6 +19,7 @@ from webui.forms import (
     build_sampler_controls, build_script_controls, build_seed_controls, build_size_controls, img2img_params,
 )
 from webui.extension_ui import add_alwayson_script_uis
+from webui.forms import add_rendered_scripts
 from webui.tabs.generation import GenerationTab, Submission, wire_generation, wire_paste
 from webui.tabs.output_panel import build_output_panel, wire_reuse_seed
 from webui.tabs.toprow import build_top_row
@@ -188,7 +189,7 @@ def build_img2img_tab(blocks: gr.Blocks, runtime: Runtime, tokenizer) -> tuple[G
             inpaint_group = build_img2img_controls(form, options)
             reuse_seed, reuse_subseed = build_seed_controls(form)
             script_controls = build_script_controls(form, runtime.scripts, is_img2img=True)
-            add_alwayson_script_uis(is_img2img=True)  # their values join the job with the script lifecycle, not yet wired
+            add_rendered_scripts(form, add_alwayson_script_uis(is_img2img=True))
         with gr.Column(scale=1):
             panel = build_output_panel("img2img", runtime.config.outputs_dir)
     inputs.mode.change(lambda m: gr.update(visible=m in INPAINT_MODES), inputs=inputs.mode, outputs=inpaint_group,

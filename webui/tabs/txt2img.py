@@ -12,6 +12,7 @@ from webui.forms import (
     build_size_controls, txt2img_params,
 )
 from webui.extension_ui import add_alwayson_script_uis
+from webui.forms import add_rendered_scripts
 from webui.tabs.generation import GenerationTab, Submission, wire_generation, wire_paste
 from webui.tabs.output_panel import build_output_panel, wire_reuse_seed
 from webui.tabs.toprow import build_top_row
@@ -29,7 +30,7 @@ def build_txt2img_tab(blocks: gr.Blocks, runtime: Runtime, tokenizer) -> Generat
             reuse_seed, reuse_subseed = build_seed_controls(form)
             build_hires_controls(form, runtime.upscaler_library.model_names())
             script_controls = build_script_controls(form, runtime.scripts, is_img2img=False)
-            add_alwayson_script_uis(is_img2img=False)  # their values join the job with the script lifecycle, not yet wired
+            add_rendered_scripts(form, add_alwayson_script_uis(is_img2img=False))
         with gr.Column(scale=1):
             panel = build_output_panel("txt2img", runtime.config.outputs_dir)
     job_ids = gr.Textbox(visible=False, elem_id="txt2img-job-ids")
