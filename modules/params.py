@@ -14,8 +14,6 @@ from typing import Any, Collection
 
 from PIL import Image
 
-from modules.pipeline.images import ResizeMode
-from modules.pipeline.upscale import UPSCALER_NAMES
 from modules.sampling.catalog import resolve_sampler, resolve_schedule
 from modules.sampling.noise import RngSource
 
@@ -40,6 +38,23 @@ MAX_BATCH_PIXELS = SIZE_RANGE[1] * SIZE_RANGE[1] * 4
 MAX_PROMPT_CHARS = 20_000
 MAX_PROMPT_BREAKS = 64
 SUPPORTED_RNG = (RngSource.CPU, RngSource.GPU)
+
+
+# A1111's built-in upscaler names (its shared.latent_upscale_modes, then the two resamplers); the
+# pipeline maps each to how it upscales (``modules/pipeline/upscale.py``).
+LATENT_UPSCALER_NAMES = ("Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
+                         "Latent (nearest)", "Latent (nearest-exact)")
+PIXEL_UPSCALER_NAMES = ("Lanczos", "Nearest")
+UPSCALER_NAMES = (*LATENT_UPSCALER_NAMES, *PIXEL_UPSCALER_NAMES)
+
+
+class ResizeMode(IntEnum):
+    """img2img's resize mode, by A1111's index."""
+
+    JUST_RESIZE = 0
+    CROP_AND_RESIZE = 1
+    RESIZE_AND_FILL = 2
+    LATENT_UPSCALE = 3  # "Just resize (latent upscale)": resized in latent space by the pipeline
 
 
 class ParamsError(ValueError):

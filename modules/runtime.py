@@ -26,6 +26,7 @@ from modules.models.files import VAE_SUFFIXES, CheckpointFile, find_checkpoint, 
 from modules.models.hashing import BackgroundHasher, HashCache
 from modules.models.safe_load import CheckpointError, declared_resolution
 from modules.models.load import LoadedModel, ModelKey, load_model
+from modules.models.merge import MergeRequest, merge_checkpoints
 from modules.networks.lora import LoraFile, LoraLibrary, loras_applied
 from modules.networks.embeddings import EmbeddingLibrary, EmbeddingSet
 from modules.models.detect import detect_checkpoint
@@ -284,6 +285,14 @@ class Runtime:
             return declared_resolution(self.resolve_checkpoint(checkpoint_query).path) or (512, 512)
         except (NoCheckpointError, KeyError, CheckpointError):
             return 512, 512
+
+    def merge_checkpoints(self, request: MergeRequest) -> CheckpointFile:
+        """Merge into the first checkpoint folder, forget any cached model of a file it replaced, and
+        rescan, so the result is listed (and loadable) at once."""
+        folder = self.config.ckpt_dirs[0]
+        path = merge_checkpoints(request, folder)
+        self.models.unload_where(lambda key: key.checkpoint.path == path)
+        return find_checkpoint(self.checkpoints(refresh=True), str(path.relative_to(folder).as_posix()))
 
     def set_default_checkpoint(self, query: str) -> LoadedModel:
         """Load the named checkpoint, then make it the default (a failed load changes nothing)."""

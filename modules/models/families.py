@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from modules.nets.configs import TextEncoderConfig, UNetConfig, VAEConfig
+from modules.sampling.prediction import Prediction  # noqa: F401 - re-exported: a family's prediction type
 
 
 class ModelFamily(str, Enum):
@@ -17,13 +18,6 @@ class ModelFamily(str, Enum):
     @property
     def is_inpainting(self) -> bool:
         return self in (ModelFamily.SD1_INPAINT, ModelFamily.SD2_INPAINT)
-
-
-class Prediction(str, Enum):
-    """What the UNet predicts: the noise (eps) or the velocity (v, Salimans & Ho 2022)."""
-
-    EPS = "eps"
-    V = "v"
 
 
 @dataclass(frozen=True)

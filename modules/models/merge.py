@@ -22,7 +22,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable, Iterable
+from typing import IO, Callable, Iterable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -30,12 +30,9 @@ from torch import Tensor
 
 from modules.fileio import write_atomically
 from modules.models.detect import VAE_PREFIX, detect_checkpoint
-from modules.models.files import CheckpointFile, find_checkpoint
+from modules.models.files import CheckpointFile
 from modules.models.load import NON_WEIGHT_KEYS
 from modules.models.safe_load import SAFETENSORS_SUFFIXES, corrupt_safetensors_error, load_state_dict
-
-if TYPE_CHECKING:
-    from modules.runtime import Runtime
 
 # safetensors' dtype names (the format's header "dtype" field).
 SAFETENSORS_DTYPES = {
@@ -359,11 +356,3 @@ def copy_config(models: list[CheckpointFile], path: Path) -> None:
     config = next((m.path.with_suffix(".yaml") for m in models if m.path.with_suffix(".yaml").is_file()), None)
     if config is not None:
         shutil.copyfile(config, path.with_suffix(".yaml"))
-
-
-def merge_for_runtime(runtime: "Runtime", request: MergeRequest) -> CheckpointFile:
-    """Merge into the first checkpoint folder, forget any cached model of a file it replaced, and
-    rescan, so the result is listed (and loadable) at once."""
-    path = merge_checkpoints(request, runtime.config.ckpt_dirs[0])
-    runtime.models.unload_where(lambda key: key.checkpoint.path == path)
-    return find_checkpoint(runtime.checkpoints(refresh=True), str(path.relative_to(runtime.config.ckpt_dirs[0]).as_posix()))

@@ -4,17 +4,11 @@ the only-masked crop region, the "fill" masked content, and pasting results back
 
 from __future__ import annotations
 
-from enum import IntEnum
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-
-class ResizeMode(IntEnum):
-    JUST_RESIZE = 0
-    CROP_AND_RESIZE = 1
-    RESIZE_AND_FILL = 2
-    LATENT_UPSCALE = 3  # "Just resize (latent upscale)": resized in latent space by the pipeline
+from modules.params import ResizeMode  # noqa: F401 - re-exported for the pipeline's callers
 
 
 def resize_image(image: Image.Image, width: int, height: int, mode: ResizeMode) -> Image.Image:

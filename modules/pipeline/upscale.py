@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from modules.params import UPSCALER_NAMES  # noqa: F401 - the names, re-exported where they are mapped
+
 
 @dataclass(frozen=True)
 class LatentMode:
@@ -33,7 +35,6 @@ PIXEL_UPSCALERS: Mapping[str, Image.Resampling] = {
     "Lanczos": Image.Resampling.LANCZOS,
     "Nearest": Image.Resampling.NEAREST,
 }
-UPSCALER_NAMES = (*LATENT_UPSCALE_MODES, *PIXEL_UPSCALERS)
 
 
 def upscale_latents(latents: Tensor, size: tuple[int, int], name: str) -> Tensor:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import torch
 from torch import Tensor
 
-from modules.models.families import Prediction
+from modules.sampling.prediction import Prediction
 from modules.sampling.schedules import lcm_model_sigmas, lcm_stride, sigma_to_timestep, sigmas_from_alphas_cumprod
 
 # model(x_scaled, timestep, **cond) -> eps or v, the UNet's calling convention.

@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import modules.models.merge as merge_module
-from modules.models.merge import MergeError, MergeMethod, MergeRequest, merge_for_runtime
+from modules.models.merge import MergeError, MergeMethod, MergeRequest
 from tests.models.family_configs import tiny_configs
 from tests.nets.checkpoints import make_ldm_checkpoint
 from tests.test_runtime import make_runtime
@@ -44,7 +44,7 @@ def request(runtime, method: MergeMethod, multiplier: float, name: str, **change
 
 
 def merged_state(runtime, *args, **changes) -> tuple[dict[str, torch.Tensor], Path]:
-    merged = merge_for_runtime(runtime, request(runtime, *args, **changes))
+    merged = runtime.merge_checkpoints(request(runtime, *args, **changes))
     return load_file(str(merged.path)), merged.path
 
 
@@ -79,7 +79,7 @@ def test_add_difference_and_half_precision(library) -> None:
 def test_recipe_metadata_and_the_result_is_listed_and_loads(library) -> None:
     runtime, states = library
     files = {f.model_name: f for f in runtime.checkpoints()}
-    merged = merge_for_runtime(runtime, request(runtime, MergeMethod.WEIGHTED_SUM, 0.25, "mix.safetensors"))
+    merged = runtime.merge_checkpoints(request(runtime, MergeMethod.WEIGHTED_SUM, 0.25, "mix.safetensors"))
     assert merged.path == runtime.config.ckpt_dirs[0] / "mix.safetensors"
     with safe_open(str(merged.path), framework="pt") as handle:
         metadata = handle.metadata()
@@ -149,12 +149,12 @@ def test_clear_errors(library) -> None:
     ]
     for merge_request, field, message in cases:
         with pytest.raises(MergeError, match=message) as raised:
-            merge_for_runtime(runtime, merge_request)
+            runtime.merge_checkpoints(merge_request)
         assert raised.value.field == field
-    merge_for_runtime(runtime, MergeRequest(files["alpha"], files["beta"], custom_name="taken"))
+    runtime.merge_checkpoints(MergeRequest(files["alpha"], files["beta"], custom_name="taken"))
     with pytest.raises(MergeError, match="taken.safetensors already exists"):
-        merge_for_runtime(runtime, MergeRequest(files["alpha"], files["beta"], multiplier=0.9, custom_name="taken"))
-    replaced = merge_for_runtime(runtime, MergeRequest(files["alpha"], files["beta"], multiplier=1.0,
+        runtime.merge_checkpoints(MergeRequest(files["alpha"], files["beta"], multiplier=0.9, custom_name="taken"))
+    replaced = runtime.merge_checkpoints(MergeRequest(files["alpha"], files["beta"], multiplier=1.0,
                                                        custom_name="taken", overwrite=True))
     assert torch.equal(load_file(str(replaced.path))["model.diffusion_model.out.2.weight"],
                        load_file(str(files["beta"].path))["model.diffusion_model.out.2.weight"])
@@ -179,7 +179,7 @@ def test_a_pickle_input_is_read_through_the_safe_loader(library) -> None:
     runtime, states = library
     torch.save(states["beta"], runtime.config.ckpt_dirs[0] / "pickled.ckpt")
     files = {f.name: f for f in runtime.checkpoints(refresh=True)}
-    merged = merge_for_runtime(runtime, MergeRequest(files["alpha.safetensors"], files["pickled.ckpt"], multiplier=1.0,
+    merged = runtime.merge_checkpoints(MergeRequest(files["alpha.safetensors"], files["pickled.ckpt"], multiplier=1.0,
                                                      custom_name="from pickle"))
     result = load_file(str(merged.path))
     assert all(torch.equal(result[k], v) for k, v in states["beta"].items())
@@ -189,5 +189,5 @@ def test_the_config_beside_an_input_is_copied(library) -> None:
     runtime, _ = library
     yaml_text = "model:\n  params:\n    parameterization: eps\n"
     (runtime.config.ckpt_dirs[0] / "beta.yaml").write_text(yaml_text)
-    merged = merge_for_runtime(runtime, request(runtime, MergeMethod.WEIGHTED_SUM, 0.5, "with config"))
+    merged = runtime.merge_checkpoints(request(runtime, MergeMethod.WEIGHTED_SUM, 0.5, "with config"))
     assert merged.path.with_suffix(".yaml").read_text() == yaml_text

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from modules.models.files import find_checkpoint
-from modules.models.merge import MergeError, MergeMethod, MergeRequest, merge_for_runtime
+from modules.models.merge import MergeError, MergeMethod, MergeRequest
 from modules.models.safe_load import CheckpointError
 from modules.runtime import VAE_NONE, Runtime
 
@@ -74,7 +74,7 @@ def request_from_values(runtime: Runtime, values: dict[str, object]) -> MergeReq
 def merge_from_values(runtime: Runtime, values: dict[str, object]) -> str:
     """Run the merge; the Markdown to show: where the file went, or what is wrong and in which field."""
     try:
-        merged = runtime.hashed(merge_for_runtime(runtime, request_from_values(runtime, values)))
+        merged = runtime.hashed(runtime.merge_checkpoints(request_from_values(runtime, values)))
     except MergeError as error:
         return f"**Merge failed** ({error.field.replace('_', ' ')}): {error.reason}"
     except (CheckpointError, OSError) as error:
