@@ -17,6 +17,7 @@ from PIL import Image
 from torch import Tensor
 
 from modules.infotext.files import filename_tokens, grid_path, output_path, save_image
+from modules.infotext.fields import VERSION, ImageContext, schedule_label, uses_denoising, written  # noqa: F401
 from modules.infotext.format import format_infotext
 from modules.jobs import Job
 from modules.models.load import LoadedModel
@@ -35,8 +36,6 @@ from modules.sampling.catalog import resolve_sampler, resolve_schedule
 from modules.sampling.noise import NoiseSpec, image_seeds, resolve_seed
 from modules.sampling.samplers import SamplerStep, SamplingInterrupted
 
-# Written as the infotext's last field, as A1111 writes its release tag.
-VERSION = "v0.1.0"
 
 
 @dataclass(frozen=True)
@@ -64,56 +63,12 @@ class GeneratedImage:
     path: Path | None
 
 
-def schedule_label(params: Txt2ImgParams) -> str:
-    """What A1111 writes as "Schedule type": the chosen one, else the sampler's default, else Automatic."""
-    sampler, named = resolve_sampler(params.sampler_name)
-    if params.scheduler != "Automatic":
-        return resolve_schedule(params.scheduler).label
-    if named is not None:
-        return named.label
-    return resolve_schedule(sampler.default_schedule).label if sampler.default_schedule else "Automatic"
-
-
 def infotext_fields(params: Txt2ImgParams, model: LoadedModel, seed: int, subseed: int) -> dict[str, object]:
-    """A1111's field order; None omits a field (see a1111-conventions §2)."""
-    sampler, _ = resolve_sampler(params.sampler_name)
-    variation = params.subseed_strength > 0
-    resize = params.seed_resize_from_w > 0 and params.seed_resize_from_h > 0
-    return {
-        "Steps": params.steps, "Sampler": sampler.name, "Schedule type": schedule_label(params),
-        "CFG scale": params.cfg_scale, "Seed": seed, "Size": f"{params.width}x{params.height}",
-        "Model hash": model.checkpoint.shorthash, "Model": model.checkpoint.model_name,
-        "VAE hash": model.vae_file.shorthash if model.vae_file else None,
-        "VAE": model.vae_file.stem if model.vae_file else None,
-        "Variation seed": subseed if variation else None,
-        "Variation seed strength": params.subseed_strength if variation else None,
-        "Seed resize from": f"{params.seed_resize_from_w}x{params.seed_resize_from_h}" if resize else None,
-        "Denoising strength": params.denoising_strength if uses_denoising(params) else None,
-        "Clip skip": params.clip_skip if params.clip_skip and params.clip_skip > 1 else None,
-        "ENSD": params.eta_noise_seed_delta if params.eta_noise_seed_delta and sampler.uses_ensd else None,
-        "RNG": params.rng.value if params.rng.value != "GPU" else None,
-        "Tiling": "True" if params.tiling else None,
-        **hires_fields(params),
-        "Version": VERSION,
-    }
-
-
-def uses_denoising(params: Txt2ImgParams) -> bool:
-    """img2img always denoises from an image; txt2img only in the hires pass."""
-    return params.enable_hr or isinstance(params, Img2ImgParams)
-
-
-def hires_fields(params: Txt2ImgParams) -> dict[str, object]:
-    """The hires fields A1111 adds after the main ones (its extra_generation_params)."""
-    if not params.enable_hr:
-        return {}
-    resized = bool(params.hr_resize_x or params.hr_resize_y)
-    width, height = params.hires_size()
-    return {
-        "Hires resize" if resized else "Hires upscale": f"{width}x{height}" if resized else params.hr_scale,
-        "Hires steps": params.hr_second_pass_steps or None,
-        "Hires upscaler": params.hr_upscaler,
-    }
+    """The image's fields from the one infotext table, in A1111's order, Version last."""
+    context = ImageContext(seed, subseed, model.checkpoint.shorthash, model.checkpoint.model_name,
+                           model.vae_file.shorthash if model.vae_file else None,
+                           model.vae_file.stem if model.vae_file else None)
+    return {**written(params, context, "common"), **written(params, context, "hires"), "Version": VERSION}
 
 
 def batch_noise_spec(params: Txt2ImgParams, model: LoadedModel, seeds: tuple[int, ...], subseeds: tuple[int, ...]) -> NoiseSpec:

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from modules.infotext.fields import ImageContext, written
 from modules.jobs import Job
 from modules.models.load import LoadedModel
 from modules.params import INPAINT_FILL_LABELS, Img2ImgParams, InpaintFill
@@ -104,19 +105,8 @@ def put_back(prepared: Prepared, result: Image.Image) -> Image.Image:
 
 
 def img2img_fields(params: Img2ImgParams) -> dict[str, object]:
-    """A1111's img2img extras, after the common fields."""
-    fields: dict[str, object] = {}
-    if params.mask is not None:
-        fields.update({
-            "Mask blur": params.mask_blur,
-            "Mask mode": "Inpaint not masked" if params.inpainting_mask_invert else None,
-            "Masked content": INPAINT_FILL_LABELS[params.inpainting_fill] if params.inpainting_fill != InpaintFill.ORIGINAL else None,
-            "Inpaint area": "Only masked" if params.inpaint_full_res else None,
-            "Masked area padding": params.inpaint_full_res_padding if params.inpaint_full_res else None,
-        })
-    if params.initial_noise_multiplier != 1.0:
-        fields["Noise multiplier"] = params.initial_noise_multiplier
-    return fields
+    """A1111's img2img extras, after the common fields (from the one infotext table)."""
+    return written(params, ImageContext(seed=0, subseed=0), "img2img")
 
 
 def sample_batch(
