@@ -21,7 +21,7 @@ def imported_by(module: str) -> set[str]:
 
 
 @pytest.mark.parametrize("module", ["modules.params", "modules.job_spec", "modules.infotext.format",
-                                    "modules.infotext.parse", "modules.infotext.apply", "modules.pipeline.hooks"])
+                                    "modules.infotext.parse", "modules.infotext.apply", "modules.infotext.fields", "modules.pipeline.hooks"])
 def test_value_types_pull_in_nothing_from_above(module: str) -> None:
     allowed = {"modules.pipeline", "modules.pipeline.hooks"} if module == "modules.pipeline.hooks" else set()
     above = sorted(m for m in imported_by(module) - allowed if m.startswith(UPPER))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,8 +20,10 @@ from modules.runtime import Runtime
 from webui.forms import img2img_params, txt2img_params
 from webui.access import AccessGate, AccessPolicy, page_users
 from webui.body_limit import BodyLimit
-from webui.extension_ui import (add_extension_settings, add_extension_tabs, extension_scripts, extension_styles, extension_tabs,
-                              serve_extension_routes_first)
+from webui.extension_ui import (
+    a1111_page_helpers, add_extension_settings, add_extension_tabs, extension_scripts, extension_styles, extension_tabs,
+    serve_extension_routes_first,
+)
 from webui.api import mount_api
 from webui.progress import add_progress_route
 from webui.tabs.extensions import build_extensions_tab
@@ -153,7 +156,8 @@ def mount_page(app: FastAPI, runtime: Runtime) -> gr.Blocks:
     gr.mount_gradio_app(
         app, blocks, path="/", auth=list(users) or None, auth_message=LOGIN_MESSAGE if users else None,
         css=(STATIC / "style.css").read_text(encoding="utf-8") + "\n" + extension_styles(runtime.extensions),
-        head=page_head(server.theme) + extension_scripts(runtime.extensions),
+        head=page_head(server.theme) + a1111_page_helpers(dataclasses.asdict(runtime.options.current))
+        + extension_scripts(runtime.extensions),
         allowed_paths=[str(runtime.config.outputs_dir)], footer_links=["api", "settings"], ssr_mode=False,
         run_history=False, max_file_size=MAX_UPLOAD_BYTES,
     )

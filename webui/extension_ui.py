@@ -3,14 +3,29 @@
 
 from __future__ import annotations
 
+import json
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from modules import script_callbacks
 from modules.extensions.startup import ExtensionSet
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def a1111_page_helpers(settings: dict[str, Any]) -> str:
+    """A1111's page helpers (``gradioApp``, ``onUiLoaded``, ...) and ``opts`` (the settings as the page
+    was built, extensions' own included), before any extension script, as A1111's script.js is."""
+    from modules import shared
+
+    values = {**settings, **getattr(shared.opts, "data", {})}
+    as_json = json.dumps(values, default=str).replace("</", "<\\/")
+    helpers = (STATIC / "a1111_page.js").read_text(encoding="utf-8")
+    return f"<script>window.opts = {as_json};\n{helpers}</script>"
 
 
 def extension_scripts(found: ExtensionSet) -> str:

@@ -1,0 +1,79 @@
+// The page helpers A1111 extensions' javascript/*.js call (A1111 v1.10.1 defines them in its
+// script.js and ui.js): gradioApp(), onUiLoaded/onUiUpdate/onAfterUiUpdate/onUiTabChange/
+// onOptionsChanged, get_uiCurrentTab(Content), uiElementIsVisible, and `opts` (the settings,
+// extensions' own included, as the page was built). Loaded before any extension script.
+(function () {
+  "use strict";
+  const callbacks = { loaded: [], update: [], afterUpdate: [], tabChange: [], optionsChanged: [] };
+  let loaded = false;
+  let currentTab = null;
+  let afterUpdateTimer = null;
+
+  window.gradioApp = function () {
+    const apps = document.getElementsByTagName("gradio-app");
+    const app = apps.length ? apps[0] : document;
+    const root = app.shadowRoot || app;
+    if (!root.getElementById) root.getElementById = (id) => document.getElementById(id);  // A1111 does the same
+    return root;
+  };
+  function run(list, argument) {
+    for (const callback of list) {
+      try { callback(argument); } catch (error) { console.error("error running an extension callback:", error); }
+    }
+  }
+  window.executeCallbacks = run;
+  window.onUiLoaded = (callback) => callbacks.loaded.push(callback);
+  window.onUiUpdate = (callback) => callbacks.update.push(callback);
+  window.onAfterUiUpdate = (callback) => callbacks.afterUpdate.push(callback);
+  window.onUiTabChange = (callback) => callbacks.tabChange.push(callback);
+  window.onOptionsChanged = (callback) => callbacks.optionsChanged.push(callback);
+
+  window.get_uiCurrentTab = function () {
+    return gradioApp().querySelector(".tab-nav button.selected, [role=tablist] button[aria-selected=true]");
+  };
+  window.get_uiCurrentTabContent = function () {
+    const panels = gradioApp().querySelectorAll("[role=tabpanel], .tabitem");
+    for (const panel of panels) {
+      if (panel.offsetParent !== null && panel.id && panel.id.startsWith("tab_")) return panel;
+    }
+    for (const panel of panels) if (panel.offsetParent !== null) return panel;
+    return null;
+  };
+  window.uiElementIsVisible = function (element) {
+    if (element === document) return true;
+    const style = window.getComputedStyle(element);
+    if (style.display === "none" || style.visibility === "hidden") return false;
+    return element.parentElement ? uiElementIsVisible(element.parentElement) : true;
+  };
+  window.uiElementInSight = function (element) {
+    const rect = element.getBoundingClientRect();
+    return rect.top < window.innerHeight && rect.bottom > 0;
+  };
+  window.opts = window.opts || {};
+
+  // A1111 fires onUiLoaded once the txt2img prompt exists.
+  function pageIsBuilt() {
+    return gradioApp().querySelector("#txt2img-prompt textarea, #txt2img_prompt textarea") !== null;
+  }
+  const observer = new MutationObserver(function (mutations) {
+    if (!loaded && pageIsBuilt()) {
+      loaded = true;
+      run(callbacks.loaded);
+    }
+    if (!loaded) return;
+    run(callbacks.update, mutations);
+    clearTimeout(afterUpdateTimer);
+    afterUpdateTimer = setTimeout(() => run(callbacks.afterUpdate), 200);
+    const tab = get_uiCurrentTab();
+    if (tab !== currentTab) {
+      currentTab = tab;
+      run(callbacks.tabChange);
+    }
+  });
+  // Gradio may add the page head after DOMContentLoaded: observe now when the document is ready.
+  function start() {
+    observer.observe(document.documentElement, { childList: true, subtree: true });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
