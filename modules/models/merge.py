@@ -29,8 +29,13 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from modules.fileio import write_atomically
+<<<<<<< HEAD
 from modules.models.detect import VAE_PREFIX, detect_checkpoint
 from modules.models.files import CheckpointFile
+=======
+from modules.models.detect import VAE_PREFIX, current_key, detect_checkpoint
+from modules.models.files import CheckpointFile, find_checkpoint
+>>>>>>> issue-20
 from modules.models.load import NON_WEIGHT_KEYS
 from modules.models.safe_load import SAFETENSORS_SUFFIXES, corrupt_safetensors_error, load_state_dict
 
@@ -83,7 +88,12 @@ class MergeRequest:
 
 
 class TensorSource:
-    """Tensors of one checkpoint by key, read on demand (safetensors) or loaded once (pickles)."""
+    """Tensors of one checkpoint by key, read on demand (safetensors) or loaded once (pickles).
+
+    Keys are in today's layout (an early SD1 file's CLIP keys gain their ``text_model.`` level, as
+    the loader renames them), so an old-layout file merges with a current one and the output is
+    written in the current layout.
+    """
 
     def __init__(self, path: Path, stack: ExitStack):
         self.path = path
@@ -98,22 +108,27 @@ class TensorSource:
         else:
             self._tensors = load_state_dict(path)
             self.metadata = {}
+        stored = list(self._handle.keys()) if self._handle is not None else list(self._tensors)
+        # today's key -> the key in the file; a key already in today's layout wins over a renamed one
+        current = {key for key in stored if current_key(key) == key}
+        self._stored = {current_key(key): key for key in stored if key in current or current_key(key) not in current}
 
     def keys(self) -> list[str]:
-        return list(self._handle.keys()) if self._handle is not None else list(self._tensors)
+        return list(self._stored)
 
     def shape(self, key: str) -> tuple[int, ...]:
         if self._handle is not None:
-            return tuple(self._handle.get_slice(key).get_shape())
-        return tuple(self._tensors[key].shape)
+            return tuple(self._handle.get_slice(self._stored[key]).get_shape())
+        return tuple(self._tensors[self._stored[key]].shape)
 
     def dtype(self, key: str) -> torch.dtype:
         if self._handle is not None:
-            return _DTYPES_BY_NAME[self._handle.get_slice(key).get_dtype()]
-        return self._tensors[key].dtype
+            return _DTYPES_BY_NAME[self._handle.get_slice(self._stored[key]).get_dtype()]
+        return self._tensors[self._stored[key]].dtype
 
     def get(self, key: str) -> Tensor:
-        return self._handle.get_tensor(key) if self._handle is not None else self._tensors[key]
+        stored = self._stored[key]
+        return self._handle.get_tensor(stored) if self._handle is not None else self._tensors[stored]
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,13 @@ def checkpoint_extra_key_shapes(layout: Mapping[str, tuple[int, ...]], text: Tex
     return extras
 
 
+def old_clip_layout(state: Mapping[str, object]) -> dict[str, object]:
+    """An early SD1 file's keys: CLIPTextModel's modules (embeddings, encoder, final_layer_norm)
+    directly under ``cond_stage_model.transformer.``, without today's ``text_model.`` level."""
+    new = "cond_stage_model.transformer.text_model."
+    return {("cond_stage_model.transformer." + k[len(new):]) if k.startswith(new) else k: v for k, v in state.items()}
+
+
 def write_fake_checkpoint(path: Path, shapes: Mapping[str, tuple[int, ...]],
                           metadata: Mapping[str, str] | None = None) -> Path:
     """Zero-filled tensors with these shapes: safetensors for ``.safetensors``, else a torch.save

@@ -13,7 +13,7 @@ from modules.device.policy import choose_device_policy
 from modules.models.families import ModelFamily
 from modules.models.files import CheckpointFile
 from modules.models.load import CheckpointLayoutError, load_model, split_checkpoint
-from tests.models.fake_layouts import ldm_key_shapes
+from tests.models.fake_layouts import ldm_key_shapes, old_clip_layout
 from tests.models.family_configs import random_configs, tiny_configs
 from tests.nets.checkpoints import ldm_shapes, make_ldm_checkpoint
 
@@ -84,12 +84,6 @@ def test_wrong_shape_is_an_error(tmp_path: Path) -> None:
 
 # ----- the files people have: old CLIP layout, EMA copies, half and 8-bit floats -----
 
-def _old_clip_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Early SD1 files: CLIPTextModel's modules directly under cond_stage_model.transformer."""
-    new = "cond_stage_model.transformer.text_model."
-    return {("cond_stage_model.transformer." + k[len(new):]) if k.startswith(new) else k: v for k, v in state.items()}
-
-
 def _save(state: dict[str, torch.Tensor], path: Path) -> Path:
     if path.suffix == ".safetensors":
         save_file(state, str(path))
@@ -102,7 +96,7 @@ def _save(state: dict[str, torch.Tensor], path: Path) -> Path:
 def test_sd1_file_without_text_model_level_loads(tmp_path: Path, name: str) -> None:
     state = make_ldm_checkpoint(*tiny_configs(), seed=4)
     position_ids = {"cond_stage_model.transformer.text_model.embeddings.position_ids": torch.arange(77)[None]}
-    old = _old_clip_layout({**state, **position_ids})
+    old = old_clip_layout({**state, **position_ids})
     assert not any("text_model" in key for key in old)
     for module in ("embeddings.", "encoder.", "final_layer_norm."):
         assert any(key.startswith("cond_stage_model.transformer." + module) for key in old)

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 
 import modules.models.merge as merge_module
 from modules.models.merge import MergeError, MergeMethod, MergeRequest
+from tests.models.fake_layouts import old_clip_layout
 from tests.models.family_configs import tiny_configs
 from tests.nets.checkpoints import make_ldm_checkpoint
 from tests.test_runtime import make_runtime
@@ -191,3 +192,36 @@ def test_the_config_beside_an_input_is_copied(library) -> None:
     (runtime.config.ckpt_dirs[0] / "beta.yaml").write_text(yaml_text)
     merged = runtime.merge_checkpoints(request(runtime, MergeMethod.WEIGHTED_SUM, 0.5, "with config"))
     assert merged.path.with_suffix(".yaml").read_text() == yaml_text
+
+
+@pytest.mark.parametrize("old_role", ["primary", "secondary"])
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
+def test_an_old_layout_sd1_file_merges_with_a_current_one(library, old_role: str, suffix: str) -> None:
+    """An early SD1 file (CLIP keys without ``text_model.``) merges with a current one; the
+    result is in the current layout and its text encoder is the weighted sum of the two."""
+    runtime, states = library
+    old_state = make_ldm_checkpoint(UNET, VAE, TEXT, seed=11)
+    position_ids = {"cond_stage_model.transformer.text_model.embeddings.position_ids": torch.arange(77)[None]}
+    old_file = old_clip_layout({**old_state, **position_ids})
+    assert not any("text_model" in key for key in old_file)
+    path = runtime.config.ckpt_dirs[0] / f"early{suffix}"
+    if suffix == ".safetensors":
+        save_file(old_file, str(path))
+    else:
+        torch.save({"state_dict": old_file, "global_step": 470000}, path)
+    files = {f.name: f for f in runtime.checkpoints(refresh=True)}
+    old, new = files[path.name], files["beta.safetensors"]
+    a_state, b_state = (old_state, states["beta"]) if old_role == "primary" else (states["beta"], old_state)
+    a_file, b_file = (old, new) if old_role == "primary" else (new, old)
+    merged = load_file(str(runtime.merge_checkpoints(MergeRequest(a_file, b_file, multiplier=0.3,
+                                                                    custom_name="mixed layouts")).path))
+
+    text_keys = sorted(k for k in states["beta"] if k.startswith("cond_stage_model."))
+    assert text_keys and all(k.startswith("cond_stage_model.transformer.text_model.") for k in text_keys)
+    assert not any(k.startswith("cond_stage_model.") and "text_model." not in k for k in merged)
+    assert {k for k in merged if not k.endswith("position_ids")} == set(states["beta"])
+    expected = flat(a_state, text_keys) * 0.7 + flat(b_state, text_keys) * 0.3
+    torch.testing.assert_close(flat(merged, text_keys), expected, rtol=0, atol=1e-6)
+    assert not torch.allclose(flat(merged, text_keys), flat(states["beta"], text_keys))  # both inputs count
+    if old_role == "primary":  # A's non-weight entries are copied, renamed like its weights
+        assert torch.equal(merged["cond_stage_model.transformer.text_model.embeddings.position_ids"], torch.arange(77)[None])
