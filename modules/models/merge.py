@@ -29,13 +29,8 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from modules.fileio import write_atomically
-<<<<<<< HEAD
-from modules.models.detect import VAE_PREFIX, detect_checkpoint
-from modules.models.files import CheckpointFile
-=======
 from modules.models.detect import VAE_PREFIX, current_key, detect_checkpoint
-from modules.models.files import CheckpointFile, find_checkpoint
->>>>>>> issue-20
+from modules.models.files import CheckpointFile
 from modules.models.load import NON_WEIGHT_KEYS
 from modules.models.safe_load import SAFETENSORS_SUFFIXES, corrupt_safetensors_error, load_state_dict
 
