@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -12,6 +13,12 @@ from typing import Callable, IO, Iterable, Iterator
 
 # write_atomically's temporary names: ".<target name>.<mkstemp's 8 random characters>.tmp".
 _TEMPORARY_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class StorageFullError(OSError):
+    """A write failed because the disk (or the user's quota) is full; the message names the folder,
+    so the answer says what to free instead of showing a bare errno."""
 
 
 def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -29,8 +36,11 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in _DISK_FULL and not isinstance(error, StorageFullError):
+            raise StorageFullError(error.errno, f"disk full: no space left in {path.parent} to save {path.name} "
+                                                f"(files saved before it are kept)") from error
         raise
 
 
@@ -80,3 +90,16 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def set_aside(path: Path, now: float | None = None) -> Path:
+    """Rename an unreadable file to ``<name>.corrupt-<YYYYmmdd-HHMMSS>`` beside it, so a start can
+    go on with defaults while the user keeps the file to inspect or repair. The new path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    suffix = 1
+    while target.exists():  # two set-asides within one second keep both files
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{suffix}")
+        suffix += 1
+    os.replace(path, target)
+    return target

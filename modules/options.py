@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from modules.compat_options import OptionHTML, OptionInfo, options_section  # noqa: F401 - A1111's modules.options names
-from modules.fileio import write_bytes_atomically
+from modules.fileio import set_aside, write_bytes_atomically
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,7 @@ class OptionsStore:
         self._path = path
         self._lock = threading.Lock()
         self._foreign: dict[str, Any] = {}
+        self.set_aside_to: Path | None = None  # where an unreadable file was moved at start
         self._current = self._read()
 
     @property
@@ -176,14 +180,26 @@ class OptionsStore:
             return Options()
         try:
             stored = json.loads(self._path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
+        except OSError as error:
             raise OptionsError(str(self._path), f"cannot read settings file: {error}") from error
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError: a torn or foreign file
+            return self._set_aside(f"not valid JSON ({error})")
+        if not isinstance(stored, dict):
+            return self._set_aside(f"holds a JSON {type(stored).__name__}, not an object of settings")
         known = {f.name for f in dataclasses.fields(Options)}
         self._foreign = {k: v for k, v in stored.items() if k not in known}
         ours = {k: v for k, v in stored.items() if k in known}
         for field, value in ours.items():
             validate_option(field, value)
         return Options(**ours)
+
+    def _set_aside(self, reason: str) -> Options:
+        """A settings file that cannot be parsed does not stop the start: it is renamed aside (kept
+        for the user) and the defaults are used; a console line says where it went and why."""
+        self.set_aside_to = set_aside(self._path)
+        log.warning("Settings file %s is unreadable: %s; moved it to %s and started with default settings",
+                    self._path, reason, self.set_aside_to)
+        return Options()
 
     def _save(self) -> None:
         data = {**self._foreign, **dataclasses.asdict(self._current)}

@@ -15,7 +15,7 @@ from modules.config import AppConfig
 from modules.fileio import exclusive_lock, remove_stale_temporaries
 from modules.jobs import Job, JobQueue
 from modules.params import Img2ImgParams, ParamsError, Txt2ImgParams
-from modules.styles import apply_styles, read_styles
+from modules.styles import apply_styles, read_styles, set_aside_unreadable_styles
 from modules.pipeline.generate import GeneratedImage, SaveOptions, generate_txt2img
 from modules.pipeline.img2img import generate_img2img
 from modules.device.policy import DevicePolicy, choose_device_policy, probe_cuda
@@ -103,7 +103,8 @@ def automatic_cache_capacity(policy: DevicePolicy, ram_bytes: int | None) -> int
 class Runtime:
     def __init__(self, config: AppConfig, *, cuda_available: bool | None = None):
         self.config = config
-        self.options = OptionsStore(config.options_file)
+        self.options = OptionsStore(config.options_file)  # an unreadable file is set aside, defaults used
+        self.styles_set_aside = set_aside_unreadable_styles(config.styles_file)
         cuda = probe_cuda() if cuda_available is None else cuda_available
         self.device_policy = choose_device_policy(config.device, cuda)
         self.hashes = HashCache(config.hash_cache_file)

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from modules.fileio import write_bytes_atomically
+from modules.fileio import set_aside, write_bytes_atomically
 
 PLACEHOLDER = "{prompt}"
+COLUMNS = ("name", "prompt", "negative_prompt")
+log = logging.getLogger(__name__)
+
+
+class StylesFileError(ValueError):
+    """styles.csv cannot be read as A1111's styles table (bad encoding, broken CSV, no name column)."""
 
 
 @dataclass(frozen=True)
@@ -29,14 +36,33 @@ def read_styles(path: Path) -> dict[str, Style]:
     """Styles by name; a missing file has none. Rows without a name are skipped."""
     if not path.is_file():
         return {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise StylesFileError(f"{path}: not a readable styles table ({error})") from error
+    if rows and "name" not in (reader.fieldnames or ()):
+        raise StylesFileError(f"{path}: no 'name' column (expected columns {', '.join(COLUMNS)})")
     styles = {}
     for row in rows:
         name = (row.get("name") or "").strip()
         if name:
             styles[name] = Style(name, row.get("prompt") or "", row.get("negative_prompt") or "")
     return styles
+
+
+def set_aside_unreadable_styles(path: Path) -> Path | None:
+    """At start: a styles file that cannot be read is renamed aside (kept for the user) with a
+    console line, so the page and the API start with no styles instead of failing on every use.
+    Where it was moved, or None when the file is fine or absent."""
+    try:
+        read_styles(path)
+        return None
+    except StylesFileError as error:
+        moved = set_aside(path)
+        log.warning("Styles file unreadable: %s; moved it to %s and started with no styles", error, moved)
+        return moved
 
 
 def merge_style_text(text: str, style_text: str) -> str:
@@ -61,7 +87,7 @@ def apply_styles(prompt: str, negative_prompt: str, names: Sequence[str], styles
 def write_styles(path: Path, styles: dict[str, Style]) -> None:
     """Rewrite ``styles.csv`` atomically (a temporary file renamed over it), in A1111's column order."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["name", "prompt", "negative_prompt"], lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
     writer.writeheader()
     for style in styles.values():
         writer.writerow({"name": style.name, "prompt": style.prompt, "negative_prompt": style.negative_prompt})

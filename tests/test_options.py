@@ -49,8 +49,9 @@ def test_bad_values_are_refused_and_nothing_is_saved(tmp_path: Path, changes: di
     assert not path.exists() and store.current == Options()
 
 
-def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_corrupt_file_is_set_aside_and_the_defaults_used(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text("{not json")
-    with pytest.raises(OptionsError, match="cannot read settings file"):
-        OptionsStore(path)
+    store = OptionsStore(path)
+    assert store.current == Options() and not path.exists()
+    assert store.set_aside_to is not None and store.set_aside_to.read_text() == "{not json"

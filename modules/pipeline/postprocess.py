@@ -166,6 +166,55 @@ def upscale_problems(a: UpscaleArgs, names: Sequence[str]) -> list[tuple[str, st
     return problems
 
 
+# The most pixels one upscaled image (or its intermediate before the crop) may have: the same
+# bound as an image decoded from a request, so a 1x512 strip "scaled to 512x512" (a 512x262144
+# intermediate, 134 megapixels) is refused before any work instead of exhausting memory.
+MAX_UPSCALED_PIXELS = 50_000_000
+
+
+@dataclass(frozen=True)
+class UpscalePlan:
+    """The sizes one upscale will use: ``size`` is what the upscaler makes (before a crop)."""
+
+    size: tuple[int, int]
+    mode: int
+    crop: bool
+    target: tuple[int, int]
+    scale_field: str  # the argument that decided the scale, for a message naming it
+
+
+def plan_upscale(image_size: tuple[int, int], a: UpscaleArgs) -> UpscalePlan:
+    """A1111's sizes: "scale to" scales by the larger of the two ratios (so the crop covers the
+    canvas), "scale by" is shrunk by ``max_side_length``; the result is rounded down to a
+    multiple of 8 (``Upscaler.upscale``)."""
+    image_width, image_height = image_size
+    mode, crop = a.upscale_mode, a.upscale_crop
+    width, height = a.upscale_to_width, a.upscale_to_height
+    if mode == 1:
+        scale = max(width / image_width, height / image_height)
+        field = "upscale_to_width" if width / image_width >= height / image_height else "upscale_to_height"
+    else:
+        scale, field = a.upscale_by, "upscale_by"
+        if a.max_side_length and max(image_size) * scale > a.max_side_length:
+            mode, crop = 1, False
+            width, height = limit_to_side(image_width * scale, image_height * scale, a.max_side_length)
+            scale = max(width / image_width, height / image_height)
+    size = (max(8, int(image_width * scale // 8 * 8)), max(8, int(image_height * scale // 8 * 8)))
+    return UpscalePlan(size, mode, crop, (width, height), field)
+
+
+def upscale_size_problems(image_sizes: Sequence[tuple[int, int]], a: UpscaleArgs) -> list[tuple[str, str]]:
+    """The upscale argument that would make an image over MAX_UPSCALED_PIXELS, checked before any work."""
+    if not a.upscale_enabled or a.upscaler_1_name == UPSCALER_NONE:
+        return []
+    for index, image_size in enumerate(image_sizes):
+        plan = plan_upscale(image_size, a)
+        if plan.size[0] * plan.size[1] > MAX_UPSCALED_PIXELS:
+            return [(plan.scale_field, f"upscaling image {index} ({image_size[0]}x{image_size[1]}) this way makes a "
+                                       f"{plan.size[0]}x{plan.size[1]} image, more than {MAX_UPSCALED_PIXELS} pixels")]
+    return []
+
+
 class UpscaleStep:
     """A1111's ``ScriptPostprocessingUpscale``: upscaler 1, optionally blended with upscaler 2."""
 
@@ -174,7 +223,7 @@ class UpscaleStep:
 
     def process(self, pp: PostprocessedImage, args: Mapping[str, Any], context: PostprocessContext) -> None:
         a = UpscaleArgs.from_mapping(args)
-        problems = upscale_problems(a, context.upscaling.library.names())
+        problems = upscale_problems(a, context.upscaling.library.names()) or upscale_size_problems([pp.image.size], a)
         if problems:
             raise PostprocessError(*problems[0])
         if not a.upscale_enabled or a.upscaler_1_name == UPSCALER_NONE:
@@ -192,25 +241,20 @@ class UpscaleStep:
         """One upscaler over the step's input, with A1111's fields and sizes: the scaled size is
         rounded down to a multiple of 8 (``Upscaler.upscale``); "scale to" with crop pastes the
         result centred on a canvas of exactly the asked size."""
-        image, mode, crop = pp.image, a.upscale_mode, a.upscale_crop
-        width, height = a.upscale_to_width, a.upscale_to_height
-        if mode == 1:
-            scale = max(width / image.width, height / image.height)
+        image = pp.image
+        plan = plan_upscale(image.size, a)
+        (width, height), size = plan.target, plan.size
+        if a.upscale_mode == 1:
             pp.info["Postprocess upscale to"] = f"{width}x{height}"
         else:
-            scale = a.upscale_by
             pp.info["Postprocess upscale by"] = a.upscale_by
-            if a.max_side_length and max(image.size) * scale > a.max_side_length:
-                mode, crop = 1, False
-                width, height = limit_to_side(image.width * scale, image.height * scale, a.max_side_length)
-                scale = max(width / image.width, height / image.height)
+            if plan.mode == 1:
                 pp.info["Max side length"] = a.max_side_length
-        size = (max(8, int(image.width * scale // 8 * 8)), max(8, int(image.height * scale // 8 * 8)))
         try:
             result = context.upscaling.resize(image, size, name)
         except UpscalerError as error:
             raise PostprocessError("upscaler_1_name" if name == a.upscaler_1_name else "upscaler_2_name", str(error)) from error
-        if mode == 1 and crop:
+        if plan.mode == 1 and plan.crop:
             canvas = Image.new("RGB", (width, height))
             canvas.paste(result, (width // 2 - result.width // 2, height // 2 - result.height // 2))
             result = canvas

@@ -10,7 +10,9 @@ from typing import Any
 from PIL import Image
 
 from modules.pipeline.extras import ExtrasRun, run_extras
-from modules.pipeline.postprocess import PostprocessContext, PostprocessError, UpscaleArgs, upscale_problems
+from modules.pipeline.postprocess import (
+    PostprocessContext, PostprocessError, UpscaleArgs, upscale_problems, upscale_size_problems,
+)
 from modules.runtime import Runtime
 from webui.api.errors import ApiFieldError
 from webui.api.schemas import ExtrasRequest
@@ -33,7 +35,9 @@ def step_args(request: ExtrasRequest) -> dict[str, dict[str, Any]]:
 
 def run_request(runtime: Runtime, request: ExtrasRequest, images: list[Image.Image]) -> ExtrasRun:
     args = step_args(request)
-    problems = upscale_problems(UpscaleArgs(**args["Upscale"]), runtime.upscaler_library.names())
+    upscale = UpscaleArgs(**args["Upscale"])
+    problems = upscale_problems(upscale, runtime.upscaler_library.names())
+    problems = problems or upscale_size_problems([image.size for image in images], upscale)
     problems += [(name, "no face restorer is available: face restoration needs face-detection and restoration model "
                         "weights that cannot be shipped with this program")
                  for name in ("gfpgan_visibility", "codeformer_visibility") if request.value(name)]

@@ -12,6 +12,7 @@ from fastapi import HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from modules.extensions.scripts import Script, ScriptArgsError
+from modules.fileio import StorageFullError
 from modules.jobs import Job, QueueFullError
 from modules.models.families import UnknownModelLayoutError
 from modules.models.safe_load import CheckpointError
@@ -62,6 +63,8 @@ def answered_errors() -> Iterator[None]:
         raise field_error("override_settings.sd_model_checkpoint", f"cannot load the checkpoint: {error}") from None
     except (NonFiniteLatentsError, VAEPrecisionError) as error:
         raise field_error("generation", str(error)) from None
+    except StorageFullError as error:  # 507 Insufficient Storage (RFC 4918 §11.5): the server's disk, not the request
+        raise HTTPException(status_code=507, detail=str(error)) from None
     except (ApiFieldError, HTTPException):
         raise
     except Exception as error:  # a failed generation is answered, never shown as a traceback
