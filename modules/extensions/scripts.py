@@ -51,6 +51,8 @@ class ScriptArg:
 class Script:
     """Base class. Subclasses override ``title`` and ``show``, and ``run`` or ``process``."""
 
+    returns_grid = False  # a selectable script whose results already start with its own grid
+
     def title(self) -> str:
         raise NotImplementedError
 
@@ -131,10 +133,14 @@ class ScriptRegistry:
 
     @classmethod
     def with_builtins(cls) -> "ScriptRegistry":
+        from modules.extensions.loopback import Loopback
         from modules.extensions.prompt_matrix import PromptMatrix
+        from modules.extensions.sd_upscale import SdUpscale
 
         registry = cls()
-        registry.register(PromptMatrix())
+        # A1111's order in the "Script" dropdown (its scripts/ folder, alphabetical by file)
+        for script in (Loopback(), PromptMatrix(), SdUpscale()):
+            registry.register(script)
         return registry
 
     def register(self, script: Script) -> None:
