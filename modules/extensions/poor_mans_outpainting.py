@@ -13,10 +13,10 @@ import dataclasses
 from typing import TYPE_CHECKING, Any, Sequence
 
 from modules.extensions.outpainting_mk2 import directions_arg
-from modules.extensions.sd_upscale import NO_SAVING
 from modules.extensions.script_args import choice, filled, first_image, number, run_job
 from modules.extensions.scripts import Script, ScriptArg, ScriptArgsError
 from modules.params import INPAINT_FILL_LABELS, InpaintFill
+from modules.pipeline.generate import SaveOptions
 from modules.pipeline.outpaint import DIRECTIONS, poor_mans_canvas, tile_needs_redraw
 from modules.pipeline.tile_grid import combine_grid, split_grid
 from modules.sampling.noise import resolve_seed
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from modules.pipeline.generate import GeneratedImage, SaveOptions
     from modules.runtime import Runtime
 
+NO_SAVING = SaveOptions(images=False, grids=False)  # the tiles are parts, not results
 FILLS = tuple(INPAINT_FILL_LABELS[fill] for fill in InpaintFill)
 
 

@@ -134,12 +134,17 @@ class ScriptRegistry:
     @classmethod
     def with_builtins(cls) -> "ScriptRegistry":
         from modules.extensions.loopback import Loopback
+        from modules.extensions.outpainting_mk2 import OutpaintingMk2
+        from modules.extensions.poor_mans_outpainting import PoorMansOutpainting
         from modules.extensions.prompt_matrix import PromptMatrix
+        from modules.extensions.prompts_from_file import PromptsFromFile
         from modules.extensions.sd_upscale import SdUpscale
+        from modules.extensions.xyz_plot import XYZPlot
 
         registry = cls()
         # A1111's order in the "Script" dropdown (its scripts/ folder, alphabetical by file)
-        for script in (Loopback(), PromptMatrix(), SdUpscale()):
+        for script in (Loopback(), OutpaintingMk2(), PoorMansOutpainting(), PromptMatrix(), PromptsFromFile(),
+                       SdUpscale(), XYZPlot()):
             registry.register(script)
         return registry
 
