@@ -12,16 +12,21 @@ the whole image is redrawn n times, run r from seed + r; one combined image per 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import TYPE_CHECKING, Any, Sequence
 
 from modules.extensions.script_args import choice, filled, first_image, number, run_job, with_fields
 from modules.extensions.scripts import Script, ScriptArg, ScriptArgsError
+from modules.infotext.files import filename_tokens, output_path, save_image
+from modules.infotext.parse import parse_infotext
 from modules.pipeline.generate import SaveOptions
 from modules.pipeline.tile_grid import TileGrid, batches, combine_grid, split_grid
 from modules.sampling.noise import resolve_seed
 from modules.upscalers.library import UPSCALER_NONE, target_size
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PIL import Image
 
     from modules.params import Img2ImgParams
@@ -95,9 +100,29 @@ class SdUpscale(Script):
                 break
             first, tiles = redrawn
             combined = combine_grid(grid.with_images(tiles))
-            results.append(dataclasses.replace(first, image=combined, path=None,
-                                               infotext=with_fields(first.infotext, fields)))
+            infotext = with_fields(first.infotext, fields)
+            path = self.saved(runtime, params, combined, infotext, seed + run_index, save)
+            results.append(dataclasses.replace(first, image=combined, infotext=infotext, path=path))
         return results
+
+    def saved(self, runtime: "Runtime", params: "Img2ImgParams", image: "Image.Image", infotext: str, seed: int,
+              save: "SaveOptions | None") -> "Path | None":
+        """The combined image written as an img2img sample when saving is on (A1111 saves it, not the
+        tiles); its path, else None."""
+        from modules.runtime import save_options_from
+
+        save = save or save_options_from(runtime.options.current, runtime.config.data_dir)
+        if not save.images:
+            return None
+        written = parse_infotext(infotext)
+        tokens = filename_tokens(seed=seed, steps=params.steps, cfg=params.cfg_scale, sampler=params.sampler_name,
+                                 model_name=written.get("Model", ""), model_hash=written.get("Model hash", ""),
+                                 prompt=params.prompt, width=image.width, height=image.height, batch_number=0,
+                                 now=dt.datetime.now())
+        path = output_path(runtime.config.outputs_dir, "img2img-images", tokens, save.pattern or "[seed]", save.fmt,
+                           save.folder("img2img-images"))
+        save_image(image, path, infotext, save.quality)
+        return path
 
     def redraw(self, runtime: "Runtime", params: "Img2ImgParams", grid: TileGrid,
                seed: int) -> "tuple[GeneratedImage, list[Image.Image]] | None":

@@ -111,3 +111,16 @@ def test_bad_script_args_are_a_422_naming_script_args(live: LiveServer, name: st
     assert response.status_code == 422, response.text
     found = {".".join(str(p) for p in item["loc"][1:]): item["msg"] for item in response.json()["detail"]}
     assert "script_args" in found and reason in found["script_args"], found
+
+
+def test_sd_upscale_saves_the_combined_image_not_the_tiles(live: LiveServer) -> None:
+    folder = live.runtime.config.outputs_dir / "img2img-images"
+    before = set(folder.rglob("*.png")) if folder.exists() else set()
+    response = live.post("img2img", {**FAST, "steps": 1, "seed": 21, "init_images": [png_b64(gradient_image())],
+                                     "save_images": True, "script_name": "SD upscale",
+                                     "script_args": [None, 16, "Nearest", 2]})
+    assert response.status_code == 200, response.text
+    written = set(folder.rglob("*.png")) - before
+    assert len(written) == 1, written
+    saved = Image.open(written.pop())
+    assert saved.size == (128, 128) and "SD upscale upscaler: Nearest" in saved.info["parameters"]
