@@ -125,3 +125,20 @@ def test_poor_mans_outpainting_keeps_the_original_and_fills_the_side(live: LiveS
     assert result.shape[:2] == (64, 128)  # 64 + 16 rounded up to a multiple of 64
     assert np.array_equal(result[:, :32], pixels(source)[:, :32])  # the tile inside the original is kept
     assert result[:, 96:].any()  # the new side is drawn, not left black
+
+
+def test_extras_run_as_a_job_of_the_queue(live: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    queued = []
+    original = live.runtime.jobs.submit
+
+    def recording(work, *args, **kwargs):
+        job = original(work, *args, **kwargs)
+        queued.append((job, kwargs))
+        return job
+
+    monkeypatch.setattr(live.runtime.jobs, "submit", recording)
+    body = live.post("extra-single-image", {"image": png_b64(gradient_image(32)), "upscaling_resize": 2,
+                                            "upscaler_1": "Lanczos"}).json()
+    assert decode_b64(body["image"]).size == (64, 64)
+    assert len(queued) == 1 and queued[0][0].future.done()
+    assert queued[0][1]["max_waiting"] == live.runtime.options.current.queue_max_waiting
