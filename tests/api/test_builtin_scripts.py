@@ -44,7 +44,7 @@ def counted_jobs(live: LiveServer, monkeypatch: pytest.MonkeyPatch) -> list:
 
 def test_xyz_steps_by_sampler_grid_legend_and_cells(live: LiveServer) -> None:
     body = live.post("txt2img", {**FAST, "prompt": "a lake", "seed": 21, "script_name": "x/y/z plot",
-                                 "script_args": xyz_args(4, "1-2", "Sampler", "", ["Euler", "Euler a"])}).json()
+                                 "script_args": xyz_args(4, "1-2", 9, "", ["Euler", "Euler a"])}).json()
     images = [decode_b64(text) for text in body["images"]]
     texts = infotexts(body)
     assert len(images) == 5  # the grid, then the 2x2 cells
