@@ -11,7 +11,7 @@ through it. Titles are matched ignoring case, as A1111 matches ``script_name``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from modules.pipeline.hooks import JobHooks
 
@@ -132,7 +132,9 @@ class ScriptRegistry:
         self._scripts: list[Script] = []
 
     @classmethod
-    def with_builtins(cls) -> "ScriptRegistry":
+    def with_builtins(cls, upscaler_names: "Callable[[], Sequence[str]] | None" = None) -> "ScriptRegistry":
+        """The built-in selectable scripts; ``upscaler_names`` lists the upscalers SD upscale offers
+        (the runtime's library: None, the resamplers, the model files), else the built-in ones."""
         from modules.extensions.loopback import Loopback
         from modules.extensions.outpainting_mk2 import OutpaintingMk2
         from modules.extensions.poor_mans_outpainting import PoorMansOutpainting
@@ -144,7 +146,7 @@ class ScriptRegistry:
         registry = cls()
         # A1111's order in the "Script" dropdown (its scripts/ folder, alphabetical by file)
         for script in (Loopback(), OutpaintingMk2(), PoorMansOutpainting(), PromptMatrix(), PromptsFromFile(),
-                       SdUpscale(), XYZPlot()):
+                       SdUpscale(upscaler_names), XYZPlot()):
             registry.register(script)
         return registry
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from modules.extensions.script_args import choice, filled, first_image, number, run_job, with_fields
 from modules.extensions.scripts import Script, ScriptArg, ScriptArgsError
@@ -22,7 +22,7 @@ from modules.infotext.parse import parse_infotext
 from modules.pipeline.generate import SaveOptions
 from modules.pipeline.tile_grid import TileGrid, batches, combine_grid, split_grid
 from modules.sampling.noise import resolve_seed
-from modules.upscalers.library import UPSCALER_NONE, target_size
+from modules.upscalers.library import RESAMPLERS, UPSCALER_NONE, target_size
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,6 +44,11 @@ class SdUpscaleArgs:
 
 
 class SdUpscale(Script):
+    def __init__(self, upscaler_names: Callable[[], Sequence[str]] | None = None):
+        """``upscaler_names``: the upscalers offered, in A1111's order (None first, so index 0 is
+        None); without it the built-in ones."""
+        self.upscaler_names = upscaler_names or (lambda: (UPSCALER_NONE, *RESAMPLERS))
+
     def title(self) -> str:
         return "SD upscale"
 
@@ -54,7 +59,7 @@ class SdUpscale(Script):
         return [
             ScriptArg("Info", None),
             ScriptArg("Tile overlap", 64, minimum=0, maximum=256, step=16),
-            ScriptArg("Upscaler", "None"),  # a name, or an index into the upscaler list
+            ScriptArg("Upscaler", UPSCALER_NONE, choices=tuple(self.upscaler_names())),  # a name or an index
             ScriptArg("Scale Factor", 2, minimum=0, maximum=4, step=1),
         ]
 
@@ -68,7 +73,7 @@ class SdUpscale(Script):
         scale = float(number(info[3].label, scale, info[3]))
         if scale <= 0:
             raise ScriptArgsError(f"{info[3].label} must be above 0, got {scale:g}")
-        return SdUpscaleArgs(overlap, choice(info[2].label, upscaler, runtime.upscaler_library.names()), scale)
+        return SdUpscaleArgs(overlap, choice(info[2].label, upscaler, info[2].choices), scale)
 
     def upscaled(self, runtime: "Runtime", image: "Image.Image", upscaler: str, scale: float) -> "Image.Image":
         """The image upscaled in a queued job of its own, so an upscaler model takes its turn on the

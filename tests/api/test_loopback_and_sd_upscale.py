@@ -124,3 +124,17 @@ def test_sd_upscale_saves_the_combined_image_not_the_tiles(live: LiveServer) -> 
     assert len(written) == 1, written
     saved = Image.open(written.pop())
     assert saved.size == (128, 128) and "SD upscale upscaler: Nearest" in saved.info["parameters"]
+
+
+def test_sd_upscale_offers_and_uses_the_upscaler_models(live: LiveServer) -> None:
+    """The upscaler choices are /sdapi/v1/upscalers' names in order (A1111's radio sends the index)."""
+    listed = [u["name"] for u in live.get("upscalers").json()]
+    info = {s["name"]: s for s in live.get("script-info").json() if s["is_img2img"]}["sd upscale"]
+    choices = info["args"][2]["choices"]
+    assert choices == listed and "2x-tiny-compact" in choices
+    response = live.post("img2img", {**FAST, "steps": 1, "seed": 4, "init_images": [png_b64(gradient_image())],
+                                     "script_name": "SD upscale",
+                                     "script_args": [None, 16, choices.index("2x-tiny-compact"), 2]})
+    assert response.status_code == 200, response.text
+    assert decode_b64(response.json()["images"][0]).size == (128, 128)
+    assert field(infotexts(response.json())[0], "SD upscale upscaler") == "2x-tiny-compact"
