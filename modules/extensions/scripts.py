@@ -11,7 +11,7 @@ through it. Titles are matched ignoring case, as A1111 matches ``script_name``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from modules.pipeline.hooks import JobHooks
 
@@ -50,6 +50,8 @@ class ScriptArg:
 
 class Script:
     """Base class. Subclasses override ``title`` and ``show``, and ``run`` or ``process``."""
+
+    returns_grid = False  # a selectable script whose results already start with its own grid
 
     def title(self) -> str:
         raise NotImplementedError
@@ -130,11 +132,22 @@ class ScriptRegistry:
         self._scripts: list[Script] = []
 
     @classmethod
-    def with_builtins(cls) -> "ScriptRegistry":
+    def with_builtins(cls, upscaler_names: "Callable[[], Sequence[str]] | None" = None) -> "ScriptRegistry":
+        """The built-in selectable scripts; ``upscaler_names`` lists the upscalers SD upscale offers
+        (the runtime's library: None, the resamplers, the model files), else the built-in ones."""
+        from modules.extensions.loopback import Loopback
+        from modules.extensions.outpainting_mk2 import OutpaintingMk2
+        from modules.extensions.poor_mans_outpainting import PoorMansOutpainting
         from modules.extensions.prompt_matrix import PromptMatrix
+        from modules.extensions.prompts_from_file import PromptsFromFile
+        from modules.extensions.sd_upscale import SdUpscale
+        from modules.extensions.xyz_plot import XYZPlot
 
         registry = cls()
-        registry.register(PromptMatrix())
+        # A1111's order in the "Script" dropdown (its scripts/ folder, alphabetical by file)
+        for script in (Loopback(), OutpaintingMk2(), PoorMansOutpainting(), PromptMatrix(), PromptsFromFile(),
+                       SdUpscale(upscaler_names), XYZPlot()):
+            registry.register(script)
         return registry
 
     def register(self, script: Script) -> None:

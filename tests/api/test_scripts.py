@@ -40,12 +40,14 @@ def test_registry_finds_titles_ignoring_case_and_lists_by_tab() -> None:
     registry = ScriptRegistry.with_builtins()
     registry.register(Named("Only img2img", lambda is_img2img: is_img2img))
     registry.register(Named("Helper", ALWAYS_VISIBLE))
-    assert registry.titles(False) == ["Prompt matrix"]
-    assert registry.titles(True) == ["Prompt matrix", "Only img2img"]
+    txt2img = ["Prompt matrix", "Prompts from file or textbox", "X/Y/Z plot"]
+    assert registry.titles(False) == txt2img
+    assert registry.titles(True) == ["Loopback", "Outpainting mk2", "Poor man's outpainting", *txt2img[:2], "SD upscale",
+                                     txt2img[2], "Only img2img"]
     assert [s.title() for s in registry.alwayson(False)] == ["Helper"]
     assert registry.find("PROMPT matrix").title() == "Prompt matrix"
     assert registry.find("helper", False, alwayson=True).title() == "Helper"
-    with pytest.raises(KeyError, match="known: Prompt matrix"):
+    with pytest.raises(KeyError, match="known: Prompt matrix, Prompts from file or textbox, X/Y/Z plot\"$"):
         registry.find("only img2img", False)
     with pytest.raises(KeyError, match="known: Helper"):
         registry.find("prompt matrix", True, alwayson=True)

@@ -80,3 +80,26 @@ def test_bad_choices_are_shown_naming_the_field(tmp_path, changes, field):
     source = png(tmp_path / "in.png", 8)
     outcome = run_extras_tab(runtime, {**VALUES, "source": "Single Image", "image": str(source), **changes})
     assert outcome.message.startswith("**Not processed.**") and f"`{field}`" in outcome.message
+
+
+def test_an_extras_run_waits_its_turn_behind_a_running_generation(tmp_path):
+    import threading
+
+    runtime = runtime_at(tmp_path)
+    source = png(tmp_path / "in.png", 24)
+    release, order = threading.Event(), []
+    blocker = runtime.jobs.submit(lambda job: (release.wait(30), order.append("generation")))
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(done=run_extras_tab(
+        runtime, {**VALUES, "source": "Single Image", "image": str(source)})))
+    worker.start()
+    for _ in range(600):  # until the extras job is queued behind the blocker
+        if runtime.jobs.waiting() == 1:
+            break
+        threading.Event().wait(0.05)
+    assert runtime.jobs.waiting() == 1 and "done" not in outcome
+    release.set()
+    worker.join(30)
+    blocker.future.result(5)
+    assert order == ["generation"] and [image.size for image in outcome["done"].images] == [(48, 48)]
+    runtime.jobs.shutdown(timeout=10)

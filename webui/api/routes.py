@@ -12,6 +12,8 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
 
 from modules.infotext.files import read_text_chunks
 from modules.networks.embeddings import EmbeddingInfo
@@ -56,17 +58,21 @@ def add_generation_routes(router: APIRouter, runtime: Runtime) -> None:
         return await generate(runtime, http_request, request, is_img2img=True)
 
     @router.post("/extra-single-image", response_model=ExtrasSingleResponse)
-    def extra_single_image(request: ExtrasSingleRequest) -> dict:
-        run = run_request(runtime, request, [decode_image(request.image, "image")])
-        return {"html_info": html_info(run), "image": encode_png(run.results[0].image)}
+    async def extra_single_image(request: ExtrasSingleRequest, http_request: Request) -> dict:
+        image = await run_in_threadpool(decode_image, request.image, "image")
+        run = await run_request(runtime, request, [image], http_request)
+        return {"html_info": html_info(run), "image": await run_in_threadpool(encode_png, run.results[0].image)}
 
     @router.post("/extra-batch-images", response_model=ExtrasBatchResponse)
-    def extra_batch_images(request: ExtrasBatchRequest) -> dict:
-        budget = PixelBudget()
-        images = [decode_image(item.data, f"imageList.{index}.data", budget)
-                  for index, item in enumerate(request.imageList or [])]
-        run = run_request(runtime, request, images)
-        return {"html_info": html_info(run), "images": [encode_png(result.image) for result in run.results]}
+    async def extra_batch_images(request: ExtrasBatchRequest, http_request: Request) -> dict:
+        def decoded() -> list[Image.Image]:
+            budget = PixelBudget()
+            return [decode_image(item.data, f"imageList.{index}.data", budget)
+                    for index, item in enumerate(request.imageList or [])]
+
+        run = await run_request(runtime, request, await run_in_threadpool(decoded), http_request)
+        encoded = await run_in_threadpool(lambda: [encode_png(result.image) for result in run.results])
+        return {"html_info": html_info(run), "images": encoded}
 
     @router.post("/png-info", response_model=PngInfoResponse)
     def png_info(request: PngInfoRequest) -> dict:

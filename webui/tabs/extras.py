@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 import gradio as gr
 from PIL import Image
 
+from modules.jobs import Job, QueueFullError
 from modules.pipeline.extras import ExtrasRun, images_in_directory, run_extras, save_extras
 from modules.pipeline.postprocess import PostprocessContext, PostprocessError
 from modules.runtime import Runtime
@@ -61,10 +62,19 @@ def run_extras_tab(runtime: Runtime, values: Mapping[str, Any]) -> ExtrasOutcome
     """Run the chosen source through the steps, save the results, and say what happened."""
     try:
         sources = _sources(runtime, values)
-        run = run_extras(runtime.postprocessing, sources, {"Upscale": upscale_args(values)},
-                         PostprocessContext(runtime.upscaling()))
+        args = {"Upscale": upscale_args(values)}
+
+        def work(job: Job) -> ExtrasRun:
+            return run_extras(runtime.postprocessing, sources, args, PostprocessContext(runtime.upscaling(lambda: job.interrupted)))
+
+        # queued, so the upscale and the generations take turns on the device
+        job = runtime.jobs.submit(work, max_waiting=runtime.options.current.queue_max_waiting,
+                                  description=f"extras: {len(sources)} image(s)")
+        run = job.future.result()
     except PostprocessError as error:
         return ExtrasOutcome([], "", f"**Not processed.** `{error.field}`: {error.reason}")
+    except QueueFullError as error:
+        return ExtrasOutcome([], "", f"**Not processed.** {error}")
     output_dir = (values.get("output_dir") or "").strip() if values["source"] == "Batch from Directory" else ""
     saved = save_extras(run, runtime.config.outputs_dir, Path(output_dir) if output_dir else None,
                         keep_names=values["source"] != "Single Image")
