@@ -159,3 +159,12 @@ def test_saved_plot_writes_its_grid_once_and_outpainting_its_grown_image(live: L
                           "script_name": "Outpainting mk2", "script_args": [None, 16, 4, "up", 1.0, 0.05]}).json()
     new_samples = set((outputs / "img2img-images").rglob("*.png")) - samples_before
     assert [Image.open(path).size for path in new_samples] == [(64, 80)]
+
+
+def test_xyz_on_img2img_by_a1111_index(live: LiveServer) -> None:
+    # img2img's axis list has no hires axes: index 22 is Denoising there
+    body = live.post("img2img", {**FAST, "init_images": [png_b64(gradient_image(64))], "seed": 4,
+                                 "script_name": "X/Y/Z plot", "script_args": xyz_args(22, "0.25, 0.5")}).json()
+    texts = infotexts(body)
+    assert [field(t, "Denoising strength") for t in texts[1:]] == ["0.25", "0.5"]
+    assert "X Type: Denoising" in texts[0]
