@@ -36,7 +36,7 @@ def problems(response) -> dict[str, str]:
      "between 1 and 12"),
     ({"restore_faces": True}, "restore_faces", "no face restorer"),
     ({"refiner_checkpoint": "tiny-a", "refiner_switch_at": 0.5}, "refiner_checkpoint", "not supported"),
-    ({"script_name": "X/Y/Z plot"}, "script_name", "known: Prompt matrix"),
+    ({"script_name": "Ultimate SD upscale"}, "script_name", "known: Prompt matrix"),
     ({"script_name": "prompt matrix", "script_args": [False, False, "sideways"]}, "script_args", "prompt_type"),
     ({"alwayson_scripts": {"ControlNet": {"args": []}}}, "alwayson_scripts.ControlNet", "known: Prompt suffix"),
     ({"alwayson_scripts": {"Prompt suffix": {"args": [3]}}}, "alwayson_scripts.Prompt suffix", "text argument"),
