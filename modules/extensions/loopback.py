@@ -14,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Sequence
 
-from modules.extensions.script_args import choice, filled, first_image, number, run_job, with_fields
+from modules.extensions.script_args import choice, filled, first_image, number, run_job
 from modules.extensions.scripts import Script, ScriptArg, ScriptArgsError
 from modules.params import InpaintFill
+from modules.pipeline.hooks import HookChain, JobHooks
 from modules.pipeline.loopback import DenoisingCurve, loopback_strengths
 from modules.sampling.noise import resolve_seed
 
@@ -33,6 +34,17 @@ class LoopbackArgs:
     loops: int
     final_denoising_strength: float
     curve: DenoisingCurve
+
+
+class ExtraFields(JobHooks):
+    """Writes the script's own infotext fields into every image of a job (A1111's
+    ``p.extra_generation_params``), so the saved files carry them too."""
+
+    def __init__(self, fields: dict[str, object]):
+        self.fields = fields
+
+    def begin(self, run):
+        run.extra_generation_params.update(self.fields)
 
 
 class Loopback(Script):
@@ -63,6 +75,8 @@ class Loopback(Script):
 
     def run(self, runtime: "Runtime", params: "Img2ImgParams", args: Sequence[Any], *,
             save: "SaveOptions | None" = None) -> list["GeneratedImage"]:
+        from modules.runtime import PreparedJob  # the runtime imports the scripts' registry
+
         loop = self.read_args(args)
         original = first_image(self.title(), params)
         strengths = loopback_strengths(loop.loops, params.denoising_strength, loop.final_denoising_strength, loop.curve)
@@ -75,7 +89,9 @@ class Loopback(Script):
             image, each = original, base
             for strength in strengths:
                 each = dataclasses.replace(each, init_images=(image,), denoising_strength=strength, seed=seed)
-                images, interrupted = run_job(runtime, each, save)
+                prepared = runtime.prepare_job(each)
+                job = PreparedJob(prepared.params, HookChain([prepared.hooks, ExtraFields(fields)]))
+                images, interrupted = run_job(runtime, job, save)
                 if interrupted or not images:
                     return results
                 seed += 1  # A1111: p.seed = processed.seed + 1, across batches too
@@ -83,7 +99,7 @@ class Loopback(Script):
                 # after the first loop the mask redraws from the previous output ("original")
                 each = dataclasses.replace(each, inpainting_fill=InpaintFill.ORIGINAL)
                 if params.n_iter == 1:
-                    results.append(dataclasses.replace(images[0], infotext=with_fields(images[0].infotext, fields)))
+                    results.append(images[0])
             if params.n_iter > 1:
-                results.append(dataclasses.replace(images[0], infotext=with_fields(images[0].infotext, fields)))
+                results.append(images[0])
         return results

@@ -12,16 +12,20 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Sequence
 
-from modules.extensions.script_args import filled, first_image, number, run_job
+from modules.extensions.script_args import filled, first_image, number, run_job, save_sample
 from modules.extensions.scripts import Script, ScriptArg, ScriptArgsError
 from modules.params import InpaintFill
+from modules.pipeline.generate import SaveOptions
 from modules.pipeline.outpaint import DIRECTIONS, mk2_paste_back, mk2_step
 from modules.sampling.noise import resolve_seed
 
 if TYPE_CHECKING:
     from modules.params import Img2ImgParams
-    from modules.pipeline.generate import GeneratedImage, SaveOptions
+    from modules.pipeline.generate import GeneratedImage
     from modules.runtime import Runtime
+
+
+NO_SAVING = SaveOptions(images=False, grids=False)  # each side's crop is a step, not a result
 
 
 def directions_arg(value: Any) -> list[str]:
@@ -70,9 +74,10 @@ class OutpaintingMk2(Script):
             step = mk2_step(image, side, pixels, blur, noise_q, variation, (params.width, params.height))
             each = dataclasses.replace(base, init_images=(step.init,), mask=step.mask,
                                        width=step.init.width, height=step.init.height, resize_mode=0)
-            images, interrupted = run_job(runtime, each.validate(), save)
+            images, interrupted = run_job(runtime, each.validate(), NO_SAVING)
             if interrupted or not images:
                 return images
             last = images[0]
             image = mk2_paste_back(step, last.image.resize(step.init.size))
-        return [dataclasses.replace(last, image=image, path=None)]
+        path = save_sample(runtime, params, image, last.infotext, last.seed, save, "img2img-images")
+        return [dataclasses.replace(last, image=image, path=path)]

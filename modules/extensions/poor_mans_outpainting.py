@@ -13,7 +13,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any, Sequence
 
 from modules.extensions.outpainting_mk2 import directions_arg
-from modules.extensions.script_args import choice, filled, first_image, number, run_job
+from modules.extensions.script_args import choice, filled, first_image, number, run_job, save_sample
 from modules.extensions.scripts import Script, ScriptArg, ScriptArgsError
 from modules.params import INPAINT_FILL_LABELS, InpaintFill
 from modules.pipeline.generate import SaveOptions
@@ -23,7 +23,7 @@ from modules.sampling.noise import resolve_seed
 
 if TYPE_CHECKING:
     from modules.params import Img2ImgParams
-    from modules.pipeline.generate import GeneratedImage, SaveOptions
+    from modules.pipeline.generate import GeneratedImage
     from modules.runtime import Runtime
 
 NO_SAVING = SaveOptions(images=False, grids=False)  # the tiles are parts, not results
@@ -73,4 +73,7 @@ class PoorMansOutpainting(Script):
             first = first or results[0]
             redrawn.append(results[0].image)
         result = combine_grid(images.with_images(redrawn))
-        return [dataclasses.replace(first, image=result, path=None)] if first else []
+        if first is None:
+            return []
+        path = save_sample(runtime, params, result, first.infotext, first.seed, save, "img2img-images")
+        return [dataclasses.replace(first, image=result, path=path)]

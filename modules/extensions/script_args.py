@@ -64,3 +64,37 @@ def with_fields(infotext: str, fields: dict[str, Any]) -> str:
     if sep:
         return f"{head}, {added}{sep}{tail}"
     return f"{infotext}, {added}" if infotext else added
+
+
+def save_sample(runtime: Any, params: Any, image: Any, infotext: str, seed: int, save: Any, kind: str) -> Any:
+    """A script's own result (one the jobs did not write: a combined or grown image) written as a
+    sample of ``kind`` when saving is on; its path, else None."""
+    import datetime as dt
+
+    from modules.infotext.files import filename_tokens, output_path, save_image
+    from modules.runtime import save_options_from
+
+    save = save or save_options_from(runtime.options.current, runtime.config.data_dir)
+    if not save.images:
+        return None
+    tokens = filename_tokens(seed=seed, steps=params.steps, cfg=params.cfg_scale, sampler=params.sampler_name,
+                             model_name="", model_hash="", prompt=params.prompt, width=image.width,
+                             height=image.height, batch_number=0, now=dt.datetime.now())
+    path = output_path(runtime.config.outputs_dir, kind, tokens, save.pattern or "[seed]", save.fmt, save.folder(kind))
+    save_image(image, path, infotext, save.quality)
+    return path
+
+
+def save_script_grid(runtime: Any, image: Any, infotext: str, save: Any, kind: str) -> Any:
+    """A script's grid written to the grids folder of ``kind`` when grid saving is on; its path, else None."""
+    import datetime as dt
+
+    from modules.infotext.files import grid_path, save_image
+    from modules.runtime import save_options_from
+
+    save = save or save_options_from(runtime.options.current, runtime.config.data_dir)
+    if not save.grids:
+        return None
+    path = grid_path(runtime.config.outputs_dir, kind, dt.date.today().strftime("%Y-%m-%d"), save.fmt, save.folder(kind))
+    save_image(image, path, infotext, save.quality)
+    return path

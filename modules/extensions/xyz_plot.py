@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from modules.extensions.script_args import boolean, filled, number, run_job
+from modules.extensions.script_args import boolean, filled, number, run_job, save_script_grid
 from modules.extensions.scripts import Script, ScriptArg, ScriptArgsError
 from modules.params import Img2ImgParams
 from modules.pipeline.grid_legend import xyz_grids
@@ -319,7 +319,9 @@ class XYZPlot(Script):
         first = done.get((0, 0, 0)) or next(iter(done.values()))
         description = "".join(f", {name} Type: {a.axis.label}, {name} Values: {quoted(a.text)}"
                               for name, a in zip("XYZ", axes) if a.axis.label != "Nothing")
-        results = [dataclasses.replace(first, image=grids.main, infotext=first.infotext + description, path=None)]
+        infotext = first.infotext + description
+        path = save_script_grid(runtime, grids.main, infotext, save, "img2img-grids" if is_img2img else "txt2img-grids")
+        results = [dataclasses.replace(first, image=grids.main, infotext=infotext, path=path)]
         if options.include_sub_grids and len(grids.sub_grids) > 1:
             results += [dataclasses.replace(first, image=g, infotext=first.infotext + description, path=None)
                         for g in grids.sub_grids]

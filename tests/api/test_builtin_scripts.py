@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.api.conftest import FAST, LiveServer, decode_b64, gradient_image, pixels, png_b64
 
@@ -142,3 +143,28 @@ def test_extras_run_as_a_job_of_the_queue(live: LiveServer, monkeypatch: pytest.
     assert decode_b64(body["image"]).size == (64, 64)
     assert len(queued) == 1 and queued[0][0].future.done()
     assert queued[0][1]["max_waiting"] == live.runtime.options.current.queue_max_waiting
+
+
+def test_saved_plot_writes_its_grid_once_and_outpainting_its_grown_image(live: LiveServer) -> None:
+    outputs = live.runtime.config.outputs_dir
+    grids_before = set((outputs / "txt2img-grids").rglob("*.png"))
+    body = live.post("txt2img", {**FAST, "prompt": "a kite", "seed": 6, "save_images": True, "script_name": "X/Y/Z plot",
+                                 "script_args": xyz_args("Steps", "1, 2", sub_images=False)}).json()
+    new_grids = set((outputs / "txt2img-grids").rglob("*.png")) - grids_before
+    assert len(body["images"]) == 1 and len(new_grids) == 1
+    with Image.open(new_grids.pop()) as saved:
+        assert saved.size == decode_b64(body["images"][0]).size and "X Type: Steps" in saved.info["parameters"]
+    samples_before = set((outputs / "img2img-images").rglob("*.png"))
+    live.post("img2img", {**FAST, "init_images": [png_b64(gradient_image(64))], "seed": 2, "save_images": True,
+                          "script_name": "Outpainting mk2", "script_args": [None, 16, 4, "up", 1.0, 0.05]}).json()
+    new_samples = set((outputs / "img2img-images").rglob("*.png")) - samples_before
+    assert [Image.open(path).size for path in new_samples] == [(64, 80)]
+
+
+def test_xyz_on_img2img_by_a1111_index(live: LiveServer) -> None:
+    # img2img's axis list has no hires axes: index 22 is Denoising there
+    body = live.post("img2img", {**FAST, "init_images": [png_b64(gradient_image(64))], "seed": 4,
+                                 "script_name": "X/Y/Z plot", "script_args": xyz_args(22, "0.25, 0.5")}).json()
+    texts = infotexts(body)
+    assert [field(t, "Denoising strength") for t in texts[1:]] == ["0.25", "0.5"]
+    assert "X Type: Denoising" in texts[0]

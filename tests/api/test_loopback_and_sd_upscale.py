@@ -138,3 +138,16 @@ def test_sd_upscale_offers_and_uses_the_upscaler_models(live: LiveServer) -> Non
     assert response.status_code == 200, response.text
     assert decode_b64(response.json()["images"][0]).size == (128, 128)
     assert field(infotexts(response.json())[0], "SD upscale upscaler") == "2x-tiny-compact"
+
+
+def test_loopback_saves_every_loop_with_its_fields(live: LiveServer) -> None:
+    folder = live.runtime.config.outputs_dir / "img2img-images"
+    before = set(folder.rglob("*.png")) if folder.exists() else set()
+    response = live.post("img2img", {**FAST, "steps": 1, "seed": 30, "init_images": [png_b64(gradient_image())],
+                                     "save_images": True, "script_name": "Loopback", "script_args": [2, 0.1, "Lazy"]})
+    assert response.status_code == 200, response.text
+    written = sorted(set(folder.rglob("*.png")) - before)
+    assert len(written) == 2, written
+    for path in written:
+        parameters = Image.open(path).info["parameters"]
+        assert field(parameters, "Denoising curve") == "Lazy" and field(parameters, "Final denoising strength") == "0.1"

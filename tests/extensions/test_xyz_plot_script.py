@@ -14,7 +14,7 @@ from PIL import Image
 from modules.extensions.scripts import ScriptArgsError
 from modules.extensions.xyz_plot import XYZPlot, find_axis
 from modules.params import Img2ImgParams, Txt2ImgParams
-from modules.pipeline.generate import GeneratedImage
+from modules.pipeline.generate import GeneratedImage, SaveOptions
 
 BASE = Txt2ImgParams(prompt="a cat", width=64, height=64, steps=2, seed=5)
 
@@ -95,7 +95,8 @@ class FakeRuntime:
 
 def test_an_interrupt_stops_the_plot_and_keeps_the_finished_cells() -> None:
     runtime = FakeRuntime(interrupt_at=2)
-    results = XYZPlot().run(runtime, BASE, args("Steps", "1, 2, 3", legend=False, sub_images=True))
+    results = XYZPlot().run(runtime, BASE, args("Steps", "1, 2, 3", legend=False, sub_images=True),
+                            save=SaveOptions(images=False, grids=False))
     assert runtime.count == 2
     grid = np.asarray(results[0].image)
     assert grid.shape == (64, 192, 3)
