@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from modules.compat_options import OptionHTML, OptionInfo, options_section  # noqa: F401 - A1111's modules.options names
 from modules.fileio import set_aside, write_bytes_atomically
+from modules.numbers import number_problem
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +146,9 @@ def validate_option(field: str, value: Any) -> None:
     is_bool_field = types[0] is bool
     if isinstance(value, bool) != is_bool_field or not isinstance(value, types):
         raise OptionsError(field, f"expected {' or '.join(t.__name__ for t in types)}, got {value!r}")
-    low_high = _RANGES.get(field)
-    if low_high and value is not None and not low_high[0] <= value <= low_high[1]:
-        raise OptionsError(field, f"must be between {low_high[0]:g} and {low_high[1]:g}, got {value}")
+    reason = number_problem(value, _RANGES.get(field)) if isinstance(value, (int, float)) and not is_bool_field else None
+    if reason:
+        raise OptionsError(field, reason)
     choices = _CHOICES.get(field)
     if choices and value not in choices:
         raise OptionsError(field, f"must be one of {', '.join(choices)}, got {value!r}")

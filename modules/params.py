@@ -14,6 +14,7 @@ from typing import Any, Collection
 
 from PIL import Image
 
+from modules.numbers import number_problem
 from modules.sampling.catalog import resolve_sampler, resolve_schedule
 from modules.sampling.noise import RngSource
 
@@ -181,11 +182,9 @@ def _img2img_problems(p: Img2ImgParams) -> list[tuple[str, str]]:
 
 
 def _in_range(problems: list[tuple[str, str]], name: str, value: float, bounds: tuple[float, float]) -> None:
-    low, high = bounds
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        problems.append((name, f"must be a number, got {value!r}"))
-    elif not low <= value <= high:
-        problems.append((name, f"must be between {low:g} and {high:g}, got {value:g}"))
+    reason = number_problem(value, bounds)
+    if reason:
+        problems.append((name, reason))
 
 
 def _common_problems(p: Txt2ImgParams) -> list[tuple[str, str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 
@@ -38,4 +39,13 @@ def add_error_handlers(app: FastAPI) -> None:
     async def on_field_error(request: Request, error: ApiFieldError) -> JSONResponse:
         return JSONResponse(error_body(error), status_code=error.status_code)
 
+    async def on_invalid_body(request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer echoes each bad input back, and a NaN or infinity in it cannot be
+        # written as JSON (a 500 in place of the 422); the field and the reason are what a client needs.
+        items = error.errors()
+        detail = [{"loc": list(item["loc"]), "msg": item["msg"], "type": item["type"]} for item in items]
+        summary = "; ".join(f"{'.'.join(str(p) for p in item['loc'][1:]) or 'body'}: {item['msg']}" for item in items)
+        return JSONResponse({"error": "ValidationError", "detail": detail, "errors": summary}, status_code=422)
+
     app.add_exception_handler(ApiFieldError, on_field_error)
+    app.add_exception_handler(RequestValidationError, on_invalid_body)

@@ -8,11 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from modules.numbers import number_problem
 
 
 class ApiModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        """No NaN or infinity in any number field (JSON from JavaScript can carry them): the same
+        check that settings and parameters use, so a new field cannot let them in."""
+        reason = number_problem(value) if isinstance(value, float) else None
+        if reason:
+            raise ValueError(reason)
+        return value
 
     def given(self) -> dict[str, Any]:
         """The fields the client set to a non-null value."""
