@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from modules.extensions.script_args import boolean, filled, number, run_job, save_script_grid
 from modules.extensions.scripts import Script, ScriptArg, ScriptArgsError
+from modules.options import OptionsError
 from modules.params import Img2ImgParams
 from modules.pipeline.grid_legend import xyz_grids
 from modules.pipeline.xyz_values import (SEED_AXES, AxisKind, AxisValueError, GridBudget, fix_seeds, format_label,
@@ -266,8 +267,8 @@ class XYZPlot(Script):
     def _checkpoint(runtime: "Runtime", name: str, value: str) -> str:
         try:
             return runtime.usable_checkpoint_title(value)
-        except Exception as error:  # OptionsError names sd_model_checkpoint: say which axis instead
-            raise ScriptArgsError(f"{name} values: {getattr(error, 'reason', error)}") from None
+        except OptionsError as error:  # it names sd_model_checkpoint: say which axis instead
+            raise ScriptArgsError(f"{name} values: {error.reason}") from None
 
     def cells(self, params: "Txt2ImgParams", axes: Sequence[PlotAxis], options: PlotOptions) -> dict[tuple, "Txt2ImgParams"]:
         """Each cell's parameters by (ix, iy, iz), each validated, in generation order."""

@@ -168,3 +168,9 @@ def test_xyz_on_img2img_by_a1111_index(live: LiveServer) -> None:
     texts = infotexts(body)
     assert [field(t, "Denoising strength") for t in texts[1:]] == ["0.25", "0.5"]
     assert "X Type: Denoising" in texts[0]
+
+
+def test_xyz_unknown_checkpoint_is_a_422_naming_the_axis(live: LiveServer) -> None:
+    response = live.post("txt2img", {**FAST, "script_name": "X/Y/Z plot",
+                                     "script_args": xyz_args("Checkpoint name", "tiny-a, no-such-model")})
+    assert response.status_code == 422 and "X values" in response.text and "no-such-model" in response.text
