@@ -18,7 +18,7 @@ from PIL import Image
 from modules.infotext.apply import infotext_changes
 from modules.job_spec import KNOB_FIELDS, job_params
 from modules.infotext.parse import parse_infotext
-from modules.options import Options, OptionsError, option_names, validate_option
+from modules.options import PATH_OPTIONS, Options, OptionsError, option_names, validate_option
 from modules.params import Img2ImgParams, InpaintFill, ParamsError, Txt2ImgParams
 from modules.pipeline.images import ResizeMode
 from modules.runtime import Runtime
@@ -63,6 +63,10 @@ def request_settings(runtime: Runtime, overrides: Mapping[str, Any] | None) -> S
     for key, value in (overrides or {}).items():
         if key not in option_names():
             ignored.append(key)
+            continue
+        if key in PATH_OPTIONS and value != getattr(runtime.options.current, key):
+            # Only the operator chooses where files are written (a flag, config.json, the Settings tab).
+            problems.append((f"override_settings.{key}", "output folders cannot be changed by a request"))
             continue
         try:
             validate_option(key, value)
