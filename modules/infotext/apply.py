@@ -10,19 +10,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping
 
-from modules.infotext.fields import read_back
+from modules.infotext.fields import read_back, read_knobs
+from modules.job_spec import KNOB_FIELDS
 from modules.params import Img2ImgParams, Txt2ImgParams
-
-# Sampler knobs A1111 writes when they differ from the sampler's default, by their infotext names.
-_KNOBS = {"Eta": "eta", "Eta DDIM": "eta", "Sigma churn": "s_churn", "Sigma tmin": "s_tmin", "Sigma tmax": "s_tmax",
-          "Sigma noise": "s_noise"}
-KNOB_NAMES = frozenset(_KNOBS.values())
-
 
 def infotext_to_params(fields: Mapping[str, str], base: Txt2ImgParams) -> Txt2ImgParams:
     """``base`` with every field the infotext states; a value that cannot be read raises ValueError naming it."""
     changes = infotext_changes(fields, isinstance(base, Img2ImgParams))
-    knobs = {name: changes.pop(name) for name in KNOB_NAMES & set(changes)}
+    knobs = {name: changes.pop(name) for name in KNOB_FIELDS & set(changes)}
     if knobs:
         changes["sampler_knobs"] = tuple({**dict(base.sampler_knobs), **knobs}.items())
     return dataclasses.replace(base, **changes)
@@ -32,11 +27,4 @@ def infotext_changes(fields: Mapping[str, str], is_img2img: bool) -> dict[str, o
     """The params fields an infotext states, by name (read through the one table,
     ``modules/infotext/fields.py``), and the sampler knobs it states by their own names (``eta``,
     ``s_churn``, ...); ValueError names a field that cannot be read."""
-    changes = read_back(fields, is_img2img)
-    for key, name in _KNOBS.items():
-        if key in fields:
-            try:
-                changes[name] = float(fields[key])
-            except ValueError as error:
-                raise ValueError(f"infotext field {key!r}: cannot read {fields[key]!r}") from error
-    return changes
+    return {**read_back(fields, is_img2img), **read_knobs(fields)}

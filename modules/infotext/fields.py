@@ -150,6 +150,31 @@ FIELDS: tuple[InfotextField, ...] = (
     InfotextField("Noise multiplier", lambda p, c: p.initial_noise_multiplier if p.initial_noise_multiplier != 1.0
                   else None, _value("Noise multiplier", "initial_noise_multiplier", float), "img2img"),
 )
+# The sampler knobs' infotext names. A1111 writes a knob only when it differs from the sampler's
+# default (its ``Sampler.initialize``): eta as "Eta" for k-diffusion samplers, "Eta DDIM" for DDIM's
+# timestep walk; a job's ``sampler_knobs`` never holds a knob at its neutral value.
+KNOB_KEYS = {"s_churn": "Sigma churn", "s_tmin": "Sigma tmin", "s_tmax": "Sigma tmax", "s_noise": "Sigma noise"}
+ETA_KEYS = ("Eta", "Eta DDIM")
+
+
+def written_knobs(sampler_knobs: tuple[tuple[str, object], ...], is_ddim: bool) -> dict[str, object]:
+    """The job's sampler knobs as infotext fields."""
+    return {(ETA_KEYS[is_ddim] if name == "eta" else KNOB_KEYS.get(name, name)): value for name, value in sampler_knobs}
+
+
+def read_knobs(fields: Mapping[str, str]) -> dict[str, float]:
+    """The sampler knobs an infotext states, by their own names (``eta``, ``s_churn``, ...)."""
+    names = {**{key: "eta" for key in ETA_KEYS}, **{key: name for name, key in KNOB_KEYS.items()}}
+    knobs = {}
+    for key, name in names.items():
+        if key in fields:
+            try:
+                knobs[name] = float(fields[key])
+            except ValueError as error:
+                raise ValueError(f"infotext field {key!r}: cannot read {fields[key]!r}") from error
+    return knobs
+
+
 HIRES_KEYS = tuple(f.key for f in FIELDS if f.section == "hires")
 # What A1111's reader assumes for a parameters line that omits these keys (A1111 writes them only
 # when they differ): an infotext without "RNG" was made with GPU noise.

@@ -17,7 +17,10 @@ from PIL import Image
 from torch import Tensor
 
 from modules.infotext.files import filename_tokens, grid_path, output_path, save_image
-from modules.infotext.fields import VERSION, ImageContext, schedule_label, uses_denoising, written  # noqa: F401
+from modules.infotext.fields import (  # noqa: F401 - schedule_label, uses_denoising re-exported
+    VERSION, ImageContext, schedule_label, uses_denoising, written, written_knobs,
+)
+from modules.job_spec import DDIM_LIKE
 from modules.infotext.format import format_infotext
 from modules.jobs import Job
 from modules.models.load import LoadedModel
@@ -181,16 +184,9 @@ def prompt_fields(model: LoadedModel, params: Txt2ImgParams, choice: SamplingCho
                                   choice.prompt_options, choice.steps, hires_steps)
 
 
-# A1111's infotext names of the sampler knobs it writes when they differ from the sampler's default
-# (its ``Sampler.initialize``: "Eta" for k-diffusion samplers, "Eta DDIM" for DDIM's timestep walk).
-KNOB_INFOTEXT = {"s_churn": "Sigma churn", "s_tmin": "Sigma tmin", "s_tmax": "Sigma tmax", "s_noise": "Sigma noise"}
-
-
 def knob_fields(params: Txt2ImgParams, choice: SamplingChoice) -> dict[str, object]:
-    """The sampler knobs of this job (those at a neutral value are never in ``sampler_knobs``)."""
-    ddim = choice.sampler.name == "DDIM"
-    return {("Eta DDIM" if ddim else "Eta") if name == "eta" else KNOB_INFOTEXT.get(name, name): value
-            for name, value in params.sampler_knobs}
+    """The sampler knobs of this job as infotext fields."""
+    return written_knobs(params.sampler_knobs, choice.sampler.name in DDIM_LIKE)
 
 
 def generate_txt2img(
