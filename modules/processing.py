@@ -7,6 +7,7 @@ queues it through ``Runtime.submit`` like every other job, and waits for its ima
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,7 +155,6 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
 
     from modules import shared
     from modules.extensions.a1111_bridge import params_from, processed_from
-    from modules.pipeline.generate import SaveOptions
 
     runtime = shared.bound_runtime()
     if runtime is None:
@@ -166,8 +166,8 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
         from modules.runtime import save_options_from
 
         save = save_options_from(runtime.options.current, runtime.config.data_dir)
-        save = SaveOptions(**{**save.__dict__, "images": save.images and not p.do_not_save_samples,
-                              "grids": save.grids and not p.do_not_save_grid})
+        save = dataclasses.replace(save, images=save.images and not p.do_not_save_samples,
+                                   grids=save.grids and not p.do_not_save_grid)
     job = runtime.submit(params_from(runtime, p), save=save)
     try:
         results = job.future.result()

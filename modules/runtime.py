@@ -54,9 +54,6 @@ class PreparedJob:
     params: Txt2ImgParams
     hooks: JobHooks
 
-    def __iter__(self):
-        return iter((self.params, self.hooks))
-
 
 class NoCheckpointError(LookupError):
     """No checkpoint file was found in any checkpoint folder."""
@@ -321,8 +318,7 @@ class Runtime:
         if self.options.current.enable_prompt_comments:  # A1111 strips them before anything, infotext included
             params = dataclasses.replace(params, prompt=strip_comments(params.prompt),
                                          negative_prompt=strip_comments(params.negative_prompt))
-        hooks = [hook for _, hook in hooks]
-        return PreparedJob(params, HookChain(hooks))
+        return PreparedJob(params, HookChain([hook for _, hook in hooks]))
 
     def script_hooks(self, params: Txt2ImgParams) -> tuple[list[tuple[str, JobHooks]], list[tuple[str, str]]]:
         """Every always-on script of the job's tab, in the registry's order (as A1111 runs them), with
@@ -352,7 +348,8 @@ class Runtime:
         """Queue one generation, checked once (``prepare_job``, unless already prepared: ParamsError
         at the edge, nothing queued); its always-on scripts run at their hook points inside the job.
         ``preview_every`` None = the live-preview settings; ``save`` None = the saving settings now."""
-        params, hooks = self.prepare_job(job)
+        prepared = self.prepare_job(job)
+        params, hooks = prepared.params, prepared.hooks
         options = self.options.current
         save = save or save_options_from(options, self.config.data_dir)
         preview_every = self.preview_every() if preview_every is None else preview_every

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from modules.extensions.scripts import ALWAYS_VISIBLE, Script, ScriptArg, ScriptArgsError
-from modules.job_spec import job_params
+from modules.extensions.scripts import ALWAYS_VISIBLE, Script, ScriptArg, ScriptArgsError, with_defaults
+from modules.job_spec import KNOB_FIELDS, job_params
 from modules.options import OptionsError, option_names, validate_option
 from modules.params import Img2ImgParams, Txt2ImgParams
 from modules.pipeline.hooks import BatchRun, JobHooks, JobRun
@@ -34,13 +34,13 @@ if TYPE_CHECKING:
     from modules.pipeline.generate import GeneratedImage, SaveOptions
     from modules.runtime import Runtime
 
-# p attribute -> params field, for the fields both know (A1111's -1 "off" is our 0 for seed resize).
+# The fields ``p`` and the params both have, by the same name (seed resize is mapped apart: A1111's -1
+# "off" is our 0).
 _COMMON = ("prompt", "negative_prompt", "seed", "subseed", "subseed_strength", "sampler_name", "scheduler",
            "batch_size", "n_iter", "steps", "cfg_scale", "width", "height", "tiling")
 _TXT2IMG = ("enable_hr", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y")
 _IMG2IMG = ("resize_mode", "mask_blur", "inpainting_fill", "inpaint_full_res", "inpaint_full_res_padding",
             "initial_noise_multiplier")
-_KNOBS = ("eta", "s_churn", "s_tmin", "s_tmax", "s_noise")
 
 
 def report_failure(script: Any, method: str) -> None:
@@ -82,7 +82,7 @@ def given_from(p: Any) -> dict[str, Any]:
         given["denoising_strength"] = p.denoising_strength
     given["hr_upscaler"] = given.get("hr_upscaler") or "Latent"
     given["alwayson_scripts"] = tuple(getattr(p, "alwayson_scripts", ()) or ())
-    given.update({name: getattr(p, name) for name in _KNOBS if getattr(p, name, None) is not None})
+    given.update({name: getattr(p, name) for name in sorted(KNOB_FIELDS) if getattr(p, name, None) is not None})
     if is_img2img:
         given["init_images"] = tuple(image.convert("RGB") for image in p.init_images)
         mask = p.image_mask if p.image_mask is not None else p.mask
@@ -148,7 +148,6 @@ class A1111Lifecycle(JobHooks):
         self.p.script_args = [arg for _, args in self.calls for arg in args]
         self._each("setup")
         self._each("before_process")
-        self.params = params
         return params
 
     def begin(self, run: JobRun) -> None:
@@ -241,8 +240,7 @@ class A1111Script(Script):
     """An extension's A1111 script class as one engine script: a txt2img and an img2img instance
     (A1111 makes one per tab), their args from their controls."""
 
-    def __init__(self, runtime: "Runtime", instances: dict[bool, Any]):
-        self.runtime = runtime
+    def __init__(self, instances: dict[bool, Any]):
         self.instances = instances  # is_img2img -> the A1111 script object shown on that tab
         self._args = {is_img2img: control_args(s, is_img2img) for is_img2img, s in instances.items()}
         first = next(iter(instances.values()))
@@ -266,13 +264,10 @@ class A1111Script(Script):
     def run(self, runtime: "Runtime", params: Txt2ImgParams, args: Sequence[Any], *,
             save: "SaveOptions | None" = None) -> list["GeneratedImage"]:
         """The selectable script's ``run(p, *args)``; its ``process_images(p)`` calls queue jobs."""
-        from modules import processing
-
         p = processing_for(params)
         p.save_options = save
         script = self.instance(params)
-        defaults = [arg.value for arg in self.args_info(isinstance(params, Img2ImgParams))]
-        processed = script.run(p, *args, *defaults[len(args):])
+        processed = script.run(p, *with_defaults(args, self.args_info(isinstance(params, Img2ImgParams))))
         if processed is None:
             return []
         return getattr(processed, "generated", None) or [
@@ -291,8 +286,8 @@ class A1111AlwaysOn(A1111Script):
     """An always-on A1111 script: the whole job's lifecycle goes through one ``A1111Lifecycle``."""
 
     def hooks(self, params: Txt2ImgParams, args: Sequence[Any]) -> A1111Lifecycle:
-        defaults = [arg.value for arg in self.args_info(isinstance(params, Img2ImgParams))]
-        return A1111Lifecycle([(self.instance(params), [*args, *defaults[len(args):]])])
+        described = self.args_info(isinstance(params, Img2ImgParams))
+        return A1111Lifecycle([(self.instance(params), with_defaults(args, described))])
 
 
 def register_scripts(runtime: "Runtime", scripts_data: Sequence[Any]) -> list[str]:
@@ -312,7 +307,7 @@ def register_scripts(runtime: "Runtime", scripts_data: Sequence[Any]) -> list[st
             continue
         kind = A1111AlwaysOn if next(iter(instances.values())).alwayson else A1111Script
         try:
-            runtime.scripts.register(kind(runtime, instances))
+            runtime.scripts.register(kind(instances))
             added.append(next(iter(instances.values())).title())
         except ValueError as error:  # a title already taken
             print(f"Extension script {data.path} not added: {error}", flush=True)

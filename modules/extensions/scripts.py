@@ -48,6 +48,11 @@ class ScriptArg:
     choices: tuple[str, ...] | None = None
 
 
+def with_defaults(args: Sequence[Any], described: Sequence[ScriptArg]) -> list[Any]:
+    """The args given, then the described defaults of those left out (as A1111's API fills them)."""
+    return [*args, *(arg.value for arg in described[len(args):])]
+
+
 class Script:
     """Base class. Subclasses override ``title`` and ``show``, and ``run`` or ``process``."""
 
@@ -74,8 +79,7 @@ class Script:
 
     def hooks(self, params: "Txt2ImgParams", args: Sequence[Any]) -> JobHooks:
         """This script's hooks for one job; the args the request leaves out take their defaults."""
-        defaults = [arg.value for arg in self.args_info()]
-        return ScriptHooks(self, [*args, *defaults[len(args):]])
+        return ScriptHooks(self, with_defaults(args, self.args_info()))
 
     # The hook points while the job runs; ``run`` and ``batch`` may be changed in place.
     def begin(self, run: "JobRun", args: Sequence[Any]) -> None:
