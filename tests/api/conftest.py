@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import re
 import socket
 import threading
 import time
@@ -173,3 +175,15 @@ def half_mask(size: int = 64) -> Image.Image:
     mask = np.zeros((size, size), np.uint8)
     mask[:, size // 2:] = 255
     return Image.fromarray(mask)
+
+
+def infotexts(body: dict) -> list[str]:
+    """Each returned image's infotext, from the response's ``info`` JSON."""
+    return json.loads(body["info"])["infotexts"]
+
+
+def field(infotext: str, name: str) -> str:
+    """One ``Name: value`` field of an infotext; the test fails when it is missing."""
+    match = re.search(rf"(?:^|, |\n){re.escape(name)}: ([^,\n]+)", infotext)
+    assert match, f"{name} not in {infotext!r}"
+    return match.group(1)

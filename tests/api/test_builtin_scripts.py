@@ -3,24 +3,12 @@
 
 from __future__ import annotations
 
-import json
-import re
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.api.conftest import FAST, LiveServer, decode_b64, gradient_image, pixels, png_b64
-
-
-def infotexts(body: dict) -> list[str]:
-    return json.loads(body["info"])["infotexts"]
-
-
-def field(infotext: str, name: str) -> str:
-    match = re.search(rf"(?:^|, |\n){re.escape(name)}: ([^,\n]+)", infotext)
-    assert match, f"{name} not in {infotext!r}"
-    return match.group(1)
+from tests.api.conftest import FAST, LiveServer, decode_b64, field, gradient_image, infotexts, pixels, png_b64
 
 
 def xyz_args(x_type, x_values, y_type="Nothing", y_values="", y_dropdown=None, *, legend=True, sub_images=True,

@@ -4,25 +4,13 @@ worked out here from A1111's formulas (scripts/loopback.py, modules/images.py ``
 
 from __future__ import annotations
 
-import json
 import math
-import re
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.api.conftest import FAST, LiveServer, decode_b64, gradient_image, pixels, png_b64
-
-
-def infotexts(body: dict) -> list[str]:
-    return json.loads(body["info"])["infotexts"]
-
-
-def field(infotext: str, name: str) -> str:
-    match = re.search(rf"(?:^|, |\n){re.escape(name)}: ([^,\n]+)", infotext)
-    assert match, f"{name} not in {infotext!r}"
-    return match.group(1)
+from tests.api.conftest import FAST, LiveServer, decode_b64, field, gradient_image, infotexts, pixels, png_b64
 
 
 def a1111_strength(loop: int, loops: int, initial: float, final: float, curve: str) -> float:
