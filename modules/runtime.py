@@ -122,6 +122,7 @@ class Runtime:
         self._runners: dict[tuple[ModelKey, str], ModelRunners] = {}
         self._runners_lock = threading.Lock()
         self.extensions = ExtensionSet()  # filled by load_extensions at server start
+        self.job_hooks: list[JobHooks] = []  # run in every job after its scripts' (extensions add theirs)
 
     def load_extensions(self, found: ExtensionSet) -> None:
         """Imports the enabled extensions' scripts (their install.py and preload.py ran before the
@@ -131,8 +132,11 @@ class Runtime:
         load_extension_scripts(found, self.config.data_dir / EXTENSION_SETTINGS_FILE)
         from modules import scripts as a1111_scripts  # the compat surface, loaded only with extensions
         from modules.extensions.a1111_bridge import register_scripts
+        from modules.extensions.a1111_guidance import A1111GuidanceHooks
 
         register_scripts(self, a1111_scripts.scripts_data)
+        if not any(isinstance(hook, A1111GuidanceHooks) for hook in self.job_hooks):
+            self.job_hooks.append(A1111GuidanceHooks())  # extensions' CFG callbacks, every step of every job
 
     # ----- files -----
     def checkpoints(self, refresh: bool = False) -> list[CheckpointFile]:
@@ -318,7 +322,7 @@ class Runtime:
         if self.options.current.enable_prompt_comments:  # A1111 strips them before anything, infotext included
             params = dataclasses.replace(params, prompt=strip_comments(params.prompt),
                                          negative_prompt=strip_comments(params.negative_prompt))
-        return PreparedJob(params, HookChain([hook for _, hook in hooks]))
+        return PreparedJob(params, HookChain([*(hook for _, hook in hooks), *self.job_hooks]))
 
     def script_hooks(self, params: Txt2ImgParams) -> tuple[list[tuple[str, JobHooks]], list[tuple[str, str]]]:
         """Every always-on script of the job's tab, in the registry's order (as A1111 runs them), with

@@ -43,14 +43,20 @@ def _add(kind: str, callback: Callable, name: str | None = None) -> None:
 
 
 def _call(kind: str, *args: Any) -> list[Any]:
+    """Every callback of ``kind``; one that raises is reported once and not called again until the
+    next start (a per-step callback would otherwise fill the console with the same error)."""
     results = []
-    for entry in list(callback_map[f"callbacks_{kind}"]):
+    entries = callback_map[f"callbacks_{kind}"]
+    for entry in list(entries):
         try:
             results.append(entry.callback(*args))
         except Exception:  # the one broad catch: it isolates an extension (DESIGN §8)
-            message = f"Error in {kind} callback from {entry.script}:\n{traceback.format_exc()}"
+            message = (f"Error in {kind} callback from {entry.script} (disabled until the next start):\n"
+                       f"{traceback.format_exc()}")
             errors.append(message)
             print(message)
+            if entry in entries:
+                entries.remove(entry)
     return results
 
 

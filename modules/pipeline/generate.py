@@ -201,6 +201,7 @@ def generate_txt2img(
     ``hooks``: the job's scripts, called at their points (``modules/pipeline/hooks.py``)."""
     choice = sampling_choice(params, prompt_options)
     run = begin_run(params, hooks, {**(extra or {}), **prompt_fields(model, params, choice), **knob_fields(params, choice)})
+    choice = dataclasses.replace(choice, guidance_observers=tuple(run.guidance_observers))
 
     def make_images(batch: BatchRun, report: Callable) -> list[Image.Image]:
         with seamless_tiling(model, params.tiling):  # the VAE decodes with circular padding too

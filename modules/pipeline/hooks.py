@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from modules.params import Txt2ImgParams
     from modules.results import GeneratedImage
+    from modules.sampling.denoiser import GuidanceObserver
     from modules.sampling.noise import NoiseSpec
 
 
@@ -37,6 +38,8 @@ class JobRun:
     seeds: list[int]
     subseeds: list[int]
     extra_generation_params: dict[str, object] = field(default_factory=dict)
+    # Watch (and may change) every guided model call of the job; a hook adds its own in ``begin``.
+    guidance_observers: list["GuidanceObserver"] = field(default_factory=list)
 
     def batch(self, number: int) -> "BatchRun":
         size = self.params.batch_size

@@ -5,6 +5,7 @@ put the original back outside the mask, pasting an "Only masked" crop into place
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,7 @@ def generate_img2img(
              **knob_fields(params, choice)}
     prepared = [prepare(params, params.init_images[i % len(params.init_images)]) for i in range(params.batch_size)]
     run = begin_run(params, hooks, extra)
+    choice = dataclasses.replace(choice, guidance_observers=tuple(run.guidance_observers))
 
     def make_images(batch: BatchRun, report) -> list[Image.Image]:
         with seamless_tiling(model, params.tiling):

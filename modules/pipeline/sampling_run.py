@@ -25,7 +25,9 @@ from modules.sampling.brownian import BrownianNoise, ladder_range
 from modules.sampling.catalog import (
     SamplerSpec, ScheduleSpec, initial_noise_scale, resolve_sampler, resolve_schedule, sampler_sigmas,
 )
-from modules.sampling.denoiser import CFGDenoiser, DiscreteDenoiser, LCMDenoiser, ScheduledCFGDenoiser
+from modules.sampling.denoiser import (
+    CFGDenoiser, DiscreteDenoiser, GuidanceObserver, LCMDenoiser, Observation, ScheduledCFGDenoiser,
+)
 from modules.sampling.noise import ImageNoise, NoiseSpec
 from modules.sampling.samplers import SamplerStep
 from modules.sampling.schedules import scaled_linear_alphas_cumprod, sigmas_from_alphas_cumprod
@@ -46,6 +48,8 @@ class SamplingChoice:
     knobs: Mapping[str, Any] = field(default_factory=dict)
     prompt_options: PromptOptions = field(default_factory=PromptOptions)
     first_pass_steps: int | None = None  # set on a hires pass: prompt-editing steps count from the first pass
+    # What watches every guided model call of this job (``JobRun.guidance_observers``); empty = nothing.
+    guidance_observers: tuple[GuidanceObserver, ...] = field(default=(), compare=False)
     # The names resolved once, here, for everything downstream (``resolve_sampler`` parses
     # "DPM++ 2M Karras" into a sampler and a schedule); None schedule = the sampler's own.
     sampler: SamplerSpec = field(init=False, repr=False, compare=False)
@@ -155,9 +159,10 @@ def guided_denoiser(
     model_sigmas = sigmas_from_alphas_cumprod(model_alphas_cumprod(model).to(model.policy.device))
     inner = model_denoiser(choice.sampler, net, model_sigmas, model.detected.prediction)
     extra = {} if image_conditioning is None else {"c_concat": image_conditioning}
+    observation = Observation(choice.guidance_observers, sigmas) if choice.guidance_observers else None
     if conditioning.plan.is_static:
-        return CFGDenoiser(inner, *conditioning.static(), choice.cfg_scale, extra)
-    return ScheduledCFGDenoiser(inner, conditioning, sigmas, choice.cfg_scale, extra)
+        return CFGDenoiser(inner, *conditioning.static(), choice.cfg_scale, extra, observation)
+    return ScheduledCFGDenoiser(inner, conditioning, sigmas, choice.cfg_scale, extra, observation)
 
 
 def model_denoiser(

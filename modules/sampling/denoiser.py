@@ -107,6 +107,77 @@ class LCMDenoiser:
         return (denoised * c_out + x * c_skip).to(x.dtype)
 
 
+@dataclass
+class GuidedCall:
+    """One guided model call as observers see it before the call (A1111's ``CFGDenoiserParams``).
+
+    ``x``/``sigma`` hold every row the model evaluates: the conditional rows first (one per image,
+    or one per AND part), then one unconditional row per image; ``cond``/``uncond`` are the text
+    conditionings of those rows. An observer may replace any of them (same shapes) and the call
+    uses what it finds. ``step`` counts from 0 within the ladder being walked, of ``steps``.
+    """
+
+    x: Tensor
+    sigma: Tensor
+    cond: Tensor
+    uncond: Tensor
+    extra_inputs: dict[str, Tensor]
+    step: int
+    steps: int
+
+
+class GuidanceObserver(Protocol):
+    """Sees, and may change, every guided model call (the hook extensions such as CFG
+    schedulers and attention couplers use: A1111's ``on_cfg_denoiser`` family)."""
+
+    def before_model(self, call: GuidedCall) -> None:
+        """Before the model runs; may replace the tensors of ``call``."""
+
+    def after_model(self, outputs: Tensor, call: GuidedCall) -> Tensor:
+        """The model's x0 estimates for every row of ``call``; returns those to combine."""
+
+    def after_guidance(self, denoised: Tensor, call: GuidedCall) -> Tensor:
+        """The guided result, one per image; returns the one the sampler gets."""
+
+
+@dataclass(frozen=True, eq=False)
+class Observation:
+    """The observers of one run and the ladder it walks (to tell them the step)."""
+
+    observers: Sequence[GuidanceObserver]
+    ladder: Tensor
+
+    def call(self, x: Tensor, sigma: Tensor, cond: Tensor, uncond: Tensor, extra: Mapping[str, Tensor]) -> GuidedCall:
+        # One read back to the host per model call, paid only while an observer watches:
+        # observers take the step as a number (A1111 passes ints).
+        step = int(steps_of_sigmas(sigma[:1], self.ladder)[0])
+        observed = GuidedCall(x, sigma, cond, uncond, dict(extra), step, len(self.ladder) - 1)
+        for observer in self.observers:
+            observer.before_model(observed)
+        return observed
+
+    def outputs(self, outputs: Tensor, call: GuidedCall) -> Tensor:
+        for observer in self.observers:
+            outputs = observer.after_model(outputs, call)
+        return outputs
+
+    def guided(self, denoised: Tensor, call: GuidedCall) -> Tensor:
+        for observer in self.observers:
+            denoised = observer.after_guidance(denoised, call)
+        return denoised
+
+
+def _evaluate(inner: Callable[..., Tensor], call: GuidedCall, cond_rows: int) -> Tensor:
+    """Every row of an observed call: one model call when cond and uncond have the same shape,
+    else the conditional and unconditional rows as two."""
+    if call.cond.shape[1:] == call.uncond.shape[1:]:
+        return inner(call.x, call.sigma, context=torch.cat([call.cond, call.uncond]), **call.extra_inputs)
+    head = {name: value[:cond_rows] for name, value in call.extra_inputs.items()}
+    tail = {name: value[cond_rows:] for name, value in call.extra_inputs.items()}
+    return torch.cat([inner(call.x[:cond_rows], call.sigma[:cond_rows], context=call.cond, **head),
+                      inner(call.x[cond_rows:], call.sigma[cond_rows:], context=call.uncond, **tail)])
+
+
 def _per_image(sigma: Tensor | float, x: Tensor) -> Tensor:
     """sigma as a float32-or-wider 1-D tensor with one level per image of x."""
     sigma = torch.as_tensor(sigma, device=x.device)
@@ -139,6 +210,7 @@ class CFGDenoiser:
     uncond: Tensor
     scale: float
     extra_inputs: Mapping[str, Tensor] = field(default_factory=dict)
+    observation: Observation | None = None  # observers see every row, even with scale 1
 
     def __post_init__(self) -> None:
         if self.cond.shape[0] != self.uncond.shape[0]:
@@ -149,6 +221,8 @@ class CFGDenoiser:
 
     def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
         sigma = _per_image(sigma, x)
+        if self.observation is not None:
+            return self._observed(x, sigma, self.observation)
         if self.scale == 1:
             return self.inner(x, sigma, context=self.cond, **self.extra_inputs)
         if self.cond.shape == self.uncond.shape:
@@ -161,6 +235,12 @@ class CFGDenoiser:
             conditional = self.inner(x, sigma, context=self.cond, **self.extra_inputs)
             unconditional = self.inner(x, sigma, context=self.uncond, **self.extra_inputs)
         return unconditional + (conditional - unconditional) * self.scale
+
+    def _observed(self, x: Tensor, sigma: Tensor, observation: Observation) -> Tensor:
+        doubled = {name: torch.cat([value, value]) for name, value in self.extra_inputs.items()}
+        call = observation.call(torch.cat([x, x]), torch.cat([sigma, sigma]), self.cond, self.uncond, doubled)
+        conditional, unconditional = observation.outputs(_evaluate(self.inner, call, x.shape[0]), call).chunk(2)
+        return observation.guided(unconditional + (conditional - unconditional) * self.scale, call)
 
 
 class StepConditioningSource(Protocol):
@@ -225,6 +305,7 @@ class ScheduledCFGDenoiser:
     ladder: Tensor  # the sigmas this run walks, ending in 0
     scale: float
     extra_inputs: Mapping[str, Tensor] = field(default_factory=dict)
+    observation: Observation | None = None  # observers see every row, even with scale 1
     _tables: dict = field(default_factory=dict, init=False, repr=False)  # (batch, device) -> _StepTables
 
     def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
@@ -235,16 +316,20 @@ class ScheduledCFGDenoiser:
         parts = torch.arange(tables.images.shape[0], device=x.device)
         cond = table[tables.cond_rows[step[tables.images], parts]]
         uncond = table[tables.uncond_rows[step, torch.arange(x.shape[0], device=x.device)]]
-        if tables.plain:
+        if tables.plain and self.observation is None:
             return self.inner(x, sigma, context=cond, **self.extra_inputs)
         rows = tables.images
         extra = {name: torch.cat([value[rows], value]) for name, value in self.extra_inputs.items()}
-        both = self.inner(
-            torch.cat([x[rows], x]), torch.cat([sigma[rows], sigma]), context=torch.cat([cond, uncond]), **extra
-        )
+        x_in, sigma_in = torch.cat([x[rows], x]), torch.cat([sigma[rows], sigma])
+        if self.observation is None:
+            both = self.inner(x_in, sigma_in, context=torch.cat([cond, uncond]), **extra)
+        else:
+            call = self.observation.call(x_in, sigma_in, cond, uncond, extra)
+            both = self.observation.outputs(_evaluate(self.inner, call, len(rows)), call)
         conditional, unconditional = both[: len(rows)], both[len(rows) :]
         factors = (tables.weights.to(both.dtype) * self.scale).reshape(-1, *([1] * (x.dim() - 1)))
-        return unconditional.index_add(0, rows, (conditional - unconditional[rows]) * factors)
+        guided = unconditional.index_add(0, rows, (conditional - unconditional[rows]) * factors)
+        return guided if self.observation is None else self.observation.guided(guided, call)
 
     def _tables_for(self, x: Tensor) -> _StepTables:
         key = (x.shape[0], x.device)

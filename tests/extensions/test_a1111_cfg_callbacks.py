@@ -1,0 +1,119 @@
+"""An extension's ``on_cfg_denoiser`` / ``on_cfg_denoised`` / ``on_cfg_after_cfg`` callbacks run
+inside the guided denoiser every step with A1111's params objects, what they change is what
+the sampler gets, and one that raises is isolated (reported, dropped, the generation goes on).
+The extension is loaded by the start-up path and driven through the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from modules import script_callbacks, scripts, shared
+from modules.extensions.startup import parse_config_with_extensions
+from modules.compat_options import Options
+from modules.runtime import Runtime
+from tests.api.conftest import FAST, decode_b64, make_data_dir
+from webui.app import create_app
+
+CALLBACKS = '''
+from modules import script_callbacks
+
+MODE = {"uncond_as_cond": False, "raise_at": None}
+SEEN = []
+
+
+def denoiser(params):
+    SEEN.append(("denoiser", params.sampling_step, params.total_sampling_steps, tuple(params.x.shape),
+                 tuple(params.sigma.shape), params.text_cond.shape[0], params.text_uncond.shape[0],
+                 params.image_cond is None, params.denoiser.step))
+    if MODE["raise_at"] == params.sampling_step:
+        raise RuntimeError("cfg callback fails")
+    if MODE["uncond_as_cond"]:
+        params.text_uncond = params.text_cond
+
+
+def denoised(params):
+    SEEN.append(("denoised", params.sampling_step, tuple(params.x.shape)))
+
+
+def after_cfg(params):
+    SEEN.append(("after_cfg", params.sampling_step, tuple(params.x.shape)))
+
+
+script_callbacks.on_cfg_denoiser(denoiser)
+script_callbacks.on_cfg_denoised(denoised)
+script_callbacks.on_cfg_after_cfg(after_cfg)
+'''
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory):
+    data_dir = make_data_dir(tmp_path_factory.mktemp("cfg-callbacks"))
+    folder = data_dir / "extensions" / "cfg-watch" / "scripts"
+    folder.mkdir(parents=True)
+    (folder / "cfg_watch.py").write_text(CALLBACKS, encoding="utf-8")
+    shared.opts = Options()
+    config, found = parse_config_with_extensions(["--data-dir", str(data_dir), "--skip-install", "--api",
+                                                  "--nowebui"], Path(data_dir))
+    runtime = Runtime(config, cuda_available=False)
+    runtime.load_extensions(found)
+    extension = next(e for e in found.extensions if e.name == "cfg-watch")
+    with TestClient(create_app(runtime)) as client:
+        yield client, extension.modules[0]
+    runtime.jobs.shutdown()
+    script_callbacks.clear_callbacks()
+    scripts.scripts_data.clear()
+    shared.opts = Options()
+    shared._bound.clear()
+
+
+def txt2img(client, **fields) -> list[np.ndarray]:
+    response = client.post("/sdapi/v1/txt2img", json={**FAST, "prompt": "a cat", "seed": 5, **fields})
+    assert response.status_code == 200, response.text
+    return [np.asarray(decode_b64(text).convert("RGB"), dtype=np.int16) for text in response.json()["images"]]
+
+
+def test_the_callbacks_run_every_step_in_order_with_every_row(api) -> None:
+    client, module = api
+    module.SEEN.clear()
+    txt2img(client, steps=3, batch_size=2)
+    assert module.SEEN[:3] == [
+        ("denoiser", 0, 3, (4, 4, 32, 32), (4,), 2, 2, True, 0),  # two cond rows, then two uncond rows
+        ("denoised", 0, (4, 4, 32, 32)),
+        ("after_cfg", 0, (2, 4, 32, 32)),  # one guided result per image
+    ]
+    assert [entry[1] for entry in module.SEEN if entry[0] == "denoiser"] == [0, 1, 2]  # Euler: one call per step
+
+
+def test_a_callback_s_change_to_the_tensors_is_what_runs(api) -> None:
+    client, module = api
+    guided = txt2img(client, cfg_scale=7.0)[0]
+    module.MODE["uncond_as_cond"] = True
+    try:
+        same_texts = txt2img(client, cfg_scale=7.0)[0]
+    finally:
+        module.MODE["uncond_as_cond"] = False
+    conditional_only = txt2img(client, cfg_scale=1.0)[0]
+    # uncond + 7 (cond - cond) = cond: the picture of scale 1 (up to float rounding of the batched call)
+    assert np.abs(same_texts - conditional_only).max() <= 2
+    assert np.abs(guided - conditional_only).mean() > 5 * max(np.abs(same_texts - conditional_only).mean(), 0.1)
+
+
+def test_a_failing_callback_is_reported_dropped_and_the_generation_goes_on(api) -> None:
+    client, module = api
+    before = txt2img(client)[0]
+    module.MODE["raise_at"] = 1
+    try:
+        during = txt2img(client)[0]
+        module.SEEN.clear()
+        after = txt2img(client)[0]
+    finally:
+        module.MODE["raise_at"] = None
+    assert any("cfg callback fails" in error and "disabled until the next start" in error
+               for error in script_callbacks.errors)
+    assert np.array_equal(during, before) and np.array_equal(after, before)  # it changed nothing when it ran
+    assert not [entry for entry in module.SEEN if entry[0] == "denoiser"]  # dropped; the other two still run
+    assert [entry[0] for entry in module.SEEN[:2]] == ["denoised", "after_cfg"]
