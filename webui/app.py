@@ -24,6 +24,7 @@ from webui.extension_ui import (
     a1111_page_helpers, add_extension_settings, add_extension_tabs, extension_scripts, extension_styles, extension_tabs,
     serve_extension_routes_first,
 )
+from webui import gradio3_compat
 from webui.api import mount_api
 from webui.progress import add_progress_route
 from webui.tabs.extensions import build_extensions_tab
@@ -172,6 +173,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title=PAGE_TITLE)
     server = runtime.config.server
     blocks = None
+    if runtime.extensions.loaded:  # their ui() may still speak Gradio 3
+        gradio3_compat.install()
     if server.api_enabled:
         mount_api(app, runtime)  # before the page's mount at "/", which would shadow later routes
     if not server.nowebui:

@@ -20,6 +20,7 @@ from gradio import networking
 from modules.config import LOCAL_SERVER_NAMES, AppConfig
 from modules.extensions.startup import ExtensionSet
 from modules.runtime import Runtime
+from webui import gradio3_compat
 from webui.app import create_app
 
 
@@ -85,6 +86,7 @@ def serve(config: AppConfig, extensions: ExtensionSet | None = None) -> int:
     console_logging()
     runtime = Runtime(config)
     if extensions is not None:
+        gradio3_compat.install()  # before their scripts are imported: some use Gradio 3 names at import
         runtime.load_extensions(extensions)
     for path in runtime.remove_stale_temporaries():
         print(f"Removed {path}: a save that an earlier run did not finish")
