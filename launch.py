@@ -108,9 +108,12 @@ def main(argv: list[str]) -> int:
     # extensions' install.py and preload.py run first, so their flags parse; --help and bad flags
     # answer before the heavy imports
     config, extensions = parse_config_with_extensions(rest, ROOT)
-    from webui.server import serve
+    from webui.server import RESTART_EXIT_CODE, serve
 
-    return serve(config, extensions)
+    code = serve(config, extensions)
+    if code == RESTART_EXIT_CODE:  # "Apply and restart UI": the same command again, in this process
+        os.execv(sys.executable, [sys.executable, str(Path(__file__).resolve()), *argv])
+    return code
 
 
 if __name__ == "__main__":

@@ -123,6 +123,10 @@ class Runtime:
         self._runners_lock = threading.Lock()
         self.extensions = ExtensionSet()  # filled by load_extensions at server start
         self.job_hooks: list[JobHooks] = []  # run in every job after its scripts' (extensions add theirs)
+        # "Apply and restart UI": the server that watches this (``webui.server.serve``) sets
+        # ``can_restart`` and, once it is set, stops and starts the program again.
+        self.restart_requested = threading.Event()
+        self.can_restart = False
 
     def load_extensions(self, found: ExtensionSet) -> None:
         """Imports the enabled extensions' scripts (their install.py and preload.py ran before the

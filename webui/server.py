@@ -59,6 +59,10 @@ def open_share_link(config: AppConfig) -> str | None:
     return url
 
 
+RESTART_EXIT_CODE = 75  # serve() asks its caller to start the program again
+RESTART_GRACE_S = 1.0
+
+
 def after_start(server: uvicorn.Server, config: AppConfig) -> None:
     while not server.started and not server.should_exit:
         time.sleep(0.1)
@@ -98,5 +102,20 @@ def serve(config: AppConfig, extensions: ExtensionSet | None = None) -> int:
         print(f"API at {local_url(config)}/sdapi/v1, docs at {local_url(config)}/docs", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, host=config.server_name, port=config.port, log_level="warning"))
     threading.Thread(target=after_start, args=(server, config), name="after-start", daemon=True).start()
+    runtime.can_restart = True
+    threading.Thread(target=stop_for_restart, args=(server, runtime), name="restart-watch", daemon=True).start()
     server.run()
+    if runtime.restart_requested.is_set():
+        runtime.jobs.shutdown()
+        print("Restarting...", flush=True)
+        return RESTART_EXIT_CODE
     return 0
+
+
+def stop_for_restart(server: uvicorn.Server, runtime: Runtime) -> None:
+    """Stops serving once a restart is asked for (the Extensions tab's "Apply and restart UI");
+    the caller then starts the program again, extensions and all, as A1111 does."""
+    runtime.restart_requested.wait()
+    time.sleep(RESTART_GRACE_S)  # the click's answer reaches the page first
+    server.force_exit = True  # open pages hold streaming connections: do not wait for them to close
+    server.should_exit = True

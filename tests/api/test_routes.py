@@ -117,10 +117,10 @@ def test_scripts_and_script_info(live: LiveServer) -> None:
     assert suffix["is_alwayson"]
 
 
-def test_extensions_lists_folders_with_scripts_or_install(live: LiveServer) -> None:
+def test_extensions_lists_every_extension_folder_as_a1111(live: LiveServer) -> None:
     extensions = live.get("extensions").json()
-    assert [e["name"] for e in extensions] == ["with-install", "with-scripts"]
-    assert extensions[0] == {"name": "with-install", "remote": "", "branch": "", "commit_hash": "", "version": "",
+    assert [e["name"] for e in extensions] == ["just-a-folder", "with-install", "with-scripts"]
+    assert extensions[1] == {"name": "with-install", "remote": "", "branch": "", "commit_hash": "", "version": "",
                              "commit_date": 0, "enabled": True}
 
 

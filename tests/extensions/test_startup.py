@@ -13,7 +13,7 @@ import pytest
 from modules import script_callbacks, scripts, shared
 from modules.config import build_arg_parser
 from modules.extensions import startup
-from webui.tabs.extensions import state_table
+from webui.tabs.extensions import installed_table
 
 
 def write(path: Path, text: str) -> None:
@@ -64,9 +64,10 @@ def test_flags_of_an_extension_parse_into_cmd_opts_and_its_scripts_load(program,
     states = {name: found.state_of(e) for name, e in by_name(found).items()}
     assert states == {"core-ext": "loaded", "flagged": "loaded", "broken": "failed", "switched-off": "disabled"}
     assert "broken on import" in capsys.readouterr().out  # reported on the console
-    table = state_table(found)
-    assert "| broken | failed | RuntimeError: broken on import |" in table
-    assert "| flagged | loaded |" in table
+    table = installed_table(data / "extensions", found, ("switched-off",))
+    assert "| broken |  |  |  |  | yes | failed: RuntimeError: broken on import |" in table  # not a git clone
+    assert "| flagged |  |  |  |  | yes | loaded |" in table
+    assert "| switched-off |  |  |  |  | no | disabled |" in table
 
 
 def test_skip_install_does_not_run_install_py(program):

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from modules.config import AppConfig
+from modules.extensions import manage
 from modules.pipeline.upscale import LATENT_UPSCALE_MODES
 from modules.runtime import Runtime
 from modules.sampling.catalog import SAMPLERS, SCHEDULES
@@ -84,13 +85,10 @@ def script_info(runtime: Runtime) -> list[dict[str, Any]]:
 
 
 def extensions(runtime: Runtime) -> list[dict[str, Any]]:
-    """Folders in extensions/ holding a scripts/ folder or an install.py; no git data is read yet."""
-    root = runtime.config.data_dir / "extensions"
-    disabled = set(runtime.options.current.disabled_extensions)
-    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    return [{"name": p.name, "remote": "", "branch": "", "commit_hash": "", "version": "", "commit_date": 0,
-             "enabled": p.name not in disabled}
-            for p in folders if (p / "scripts").is_dir() or (p / "install.py").is_file()]
+    """Every extension folder with its git data (empty strings when it is not a git clone), as A1111 lists them."""
+    listed = manage.installed(runtime.config.data_dir / "extensions", runtime.options.current.disabled_extensions)
+    return [{"name": e.name, "remote": e.remote, "branch": e.branch, "commit_hash": e.commit_hash,
+             "version": e.version, "commit_date": e.commit_date, "enabled": e.enabled} for e in listed]
 
 
 def cmd_flags(config: AppConfig) -> dict[str, Any]:
