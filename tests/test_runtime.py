@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,19 @@ def test_submit_merges_styles_and_refuses_unknown_ones(two_models: Path) -> None
     assert runtime.with_styles(Txt2ImgParams(prompt="cat", styles=("framed",))).prompt == "framed cat"
     with pytest.raises(ParamsError, match="unknown style 'neon'; available: framed"):
         runtime.submit(Txt2ImgParams(prompt="cat", styles=("neon",)))
+
+
+def test_switching_checkpoints_frees_the_evicted_models_tokenizer_at_once(two_models: Path) -> None:
+    # transformers' CLIPTokenizer keeps its Rust backend in a reference cycle; before the cache
+    # collected on eviction, each switch left one behind (megabytes each) until a rare full collection.
+    runtime = make_runtime(two_models)
+    runtime.update_options({"sd_checkpoints_limit": 1})
+    was_enabled = gc.isenabled()
+    gc.disable()  # only the cache's own collection may free it
+    try:
+        backend = weakref.ref(runtime.acquire_model("alpha.safetensors").tokenizer.backend_tokenizer)
+        runtime.acquire_model("sub/beta.safetensors")
+        assert backend() is None
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
+from contextlib import contextmanager
 
 import pytest
 
@@ -79,3 +82,40 @@ def test_concurrent_requests_for_one_model_load_it_once() -> None:
         thread.join()
     assert loader.loads == ["a"]
     assert all(result is results[0] for result in results)
+
+
+class Cyclic:
+    """A loaded model whose parts refer to each other, as transformers' CLIPTokenizer does (its
+    backend holds a closure over its own ``decode``): only the cyclic collector frees it."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.me = self
+
+
+@contextmanager
+def no_automatic_collection():
+    """Only an explicit ``gc.collect`` frees cycles inside (so the test cannot pass by luck)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@pytest.mark.parametrize("drop", [
+    lambda cache: cache.acquire("c"),  # evicted for a new model
+    lambda cache: cache.set_capacity(1),
+    lambda cache: cache.unload("a"),
+    lambda cache: cache.unload_where(lambda key: key == "a"),
+    lambda cache: cache.clear(),
+], ids=["evicted", "capacity", "unload", "unload_where", "clear"])
+def test_a_dropped_model_in_a_reference_cycle_is_freed_at_once(drop) -> None:
+    with no_automatic_collection():
+        cache = ModelCache(Cyclic, capacity=2)
+        gone = weakref.ref(cache.acquire("a"))
+        cache.acquire("b")
+        drop(cache)
+        assert gone() is None
