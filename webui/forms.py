@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import gradio as gr
 from PIL import Image
 
+from modules import script_callbacks
 from modules.extensions.a1111_bridge import A1111Script
 from modules.extensions.scripts import ScriptArg
 from modules.infotext.apply import infotext_to_params
@@ -167,6 +168,8 @@ class Form:
     tab: str
     components: dict[str, gr.components.Component] = field(default_factory=dict)
     alwayson: dict[str, list] = field(default_factory=dict)  # always-on script title -> [(arg, control)]
+    # extension scripts' ``infotext_fields``: (control, infotext key or function of the fields)
+    paste_fields: list[tuple[gr.components.Component, Any]] = field(default_factory=list)
 
     @property
     def inputs(self) -> set:
@@ -307,6 +310,43 @@ def add_rendered_scripts(form: Form, rendered: Sequence[Any]) -> None:
         controls = [c for c in item.controls if isinstance(c, gr.components.Component)]
         form.alwayson[item.script.title()] = [
             (ScriptArg(str(getattr(c, "label", "") or ""), getattr(c, "value", None)), c) for c in controls]
+        form.paste_fields += [(component, key) for component, key in getattr(item.script, "infotext_fields", None) or ()
+                              if isinstance(component, gr.components.Component)]
+
+
+def script_paste_updates(form: Form, fields: Mapping[str, str]) -> dict[gr.components.Component, Any]:
+    """The values extension scripts' ``infotext_fields`` take from a pasted infotext, as A1111's paste
+    gives them: a key (or a function of all fields) with no value leaves the control alone; a value
+    is converted to the type of the control's current value ("False" is False for a checkbox); an
+    update a function returns is used as it is."""
+    updates: dict[gr.components.Component, Any] = {}
+    for component, key in form.paste_fields:
+        value = key(fields) if callable(key) else fields.get(key)
+        if value is None:
+            continue
+        if isinstance(value, dict) and value.get("__type__") == "update":
+            updates[component] = value
+            continue
+        current = getattr(component, "value", None)
+        try:
+            if isinstance(current, bool):
+                value = value if isinstance(value, bool) else str(value).strip().lower() not in ("false", "0", "")
+            elif current is not None and not isinstance(value, type(current)):
+                value = type(current)(float(value)) if isinstance(current, int) else type(current)(value)
+        except (TypeError, ValueError):
+            continue  # A1111 leaves a control whose value does not convert unchanged too
+        updates[component] = value
+    return updates
+
+
+def paste_updates(form: Form, text: str, base: Txt2ImgParams) -> dict[gr.components.Component, Any]:
+    """↙️ / send-to: the form fields an infotext states, and the extension scripts' fields. Extensions'
+    ``on_infotext_pasted(infotext, fields)`` see (and may change) the fields first, as in A1111.
+    An unreadable value raises ValueError naming the field."""
+    fields = parse_infotext(text)
+    script_callbacks.infotext_pasted_callback(text, fields)
+    return {**form.updates(params_to_values(infotext_to_params(fields, base))), **script_paste_updates(form, fields)}
+
 
 
 def script_arg_control(arg: Any, elem_id: str) -> gr.components.Component:

@@ -13,7 +13,7 @@ from modules.jobs import QueueFullError
 from modules.params import ParamsError, Txt2ImgParams
 from modules.pipeline.generate import GeneratedImage, SaveOptions
 from modules.runtime import Runtime
-from webui.forms import SCRIPT_NONE, Form, script_arg_values, values_from_infotext
+from webui.forms import SCRIPT_NONE, Form, paste_updates, script_arg_values
 from webui.progress import CURRENT_JOB, find_jobs, split_ids, wait_for_results
 from webui.tabs.output_panel import OutputPanel, result_record
 from webui.tabs.toprow import TopRow
@@ -175,9 +175,10 @@ def wire_paste(tab: GenerationTab, base_params: Callable[[dict[str, Any]], Txt2I
         except ParamsError:
             base = Txt2ImgParams()
         try:
-            pasted = values_from_infotext(text, base)
+            pasted = paste_updates(form, text, base)
         except ValueError as error:
             return {status: f"**Not pasted:** {error}"}
-        return {**form.updates(pasted), status: "Pasted the generation parameters."}
+        return {**pasted, status: "Pasted the generation parameters."}
 
-    tab.top.paste.click(paste, inputs=form.inputs, outputs=[*form.components.values(), status], show_progress="hidden")
+    outputs = [*form.components.values(), *(component for component, _ in form.paste_fields), status]
+    tab.top.paste.click(paste, inputs=form.inputs, outputs=outputs, show_progress="hidden")

@@ -9,7 +9,7 @@ import gradio as gr
 from PIL import Image
 
 from modules.params import ParamsError, Txt2ImgParams
-from webui.forms import values_from_infotext
+from webui.forms import paste_updates
 from webui.tabs.generation import GenerationTab
 from webui.tabs.img2img import Img2ImgInputs
 
@@ -44,14 +44,15 @@ def pasted_updates(target: Target, values: dict, text: str) -> dict:
     except ParamsError:
         base = Txt2ImgParams()
     try:
-        return form.updates(values_from_infotext(text, base))
+        return paste_updates(form, text, base)
     except ValueError as error:
         return {target.tab.panel.status: f"**Not pasted:** {error}"}
 
 
 def wire_send(button: gr.Button, source_inputs: list, read_source: SourceReader, target: Target, main_tabs: gr.Tabs,
               mode: str = "img2img") -> None:
-    outputs = [main_tabs, target.tab.panel.status, *target.tab.form.components.values()]
+    outputs = [main_tabs, target.tab.panel.status, *target.tab.form.components.values(),
+               *(component for component, _ in target.tab.form.paste_fields)]
     if target.img2img is not None:
         outputs += [image_component(target.img2img, mode), target.img2img.mode, target.img2img.mode_tabs]
 
