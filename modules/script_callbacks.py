@@ -166,6 +166,12 @@ def ui_tabs_callback() -> list[tuple]:
     return [tab for tabs in _call("ui_tabs") if tabs for tab in tabs]
 
 
+def before_component_callback(component: Any, **kwargs: Any) -> None:
+    """Before a component is created; A1111 passes its keyword arguments as keywords."""
+    for entry in list(callback_map["callbacks_before_component"]):
+        _safe(entry, component, **kwargs)
+
+
 def after_component_callback(component: Any, **kwargs: Any) -> None:
     """A1111 passes the component's keyword arguments as keywords, not as one dict."""
     for entry in list(callback_map["callbacks_after_component"]):

@@ -155,8 +155,34 @@ def load_extension_scripts(extensions: list[loader.Extension]) -> list[ScriptCla
     return scripts_data
 
 
+# One instance per script class and tab, as A1111's ScriptRunner holds them: the object whose ui()
+# built the tab's controls is the one its job hooks and component hooks are called on.
+_instances: dict[tuple[type, bool], Script | None] = {}
+
+
 def instantiate(data: ScriptClassData, is_img2img: bool) -> Script | None:
-    """One script object for a tab, or None when it hides itself there or its constructor fails."""
+    """The script object for a tab (made once), or None when it hides itself there or its
+    constructor fails."""
+    key = (data.script_class, is_img2img)
+    if key not in _instances:
+        _instances[key] = _new_instance(data, is_img2img)
+    return _instances[key]
+
+
+def live_instances(is_img2img: bool) -> list[Script]:
+    """The script objects made for a tab, in load order (A1111's ``scripts_txt2img.scripts``)."""
+    return [s for (cls, img2img), s in _instances.items() if img2img == is_img2img and s is not None
+            and any(d.script_class is cls for d in scripts_data)]
+
+
+@dataclass
+class OnComponent:
+    """What an ``on_before_component``/``on_after_component(callback, elem_id=...)`` callback gets."""
+
+    component: Any
+
+
+def _new_instance(data: ScriptClassData, is_img2img: bool) -> Script | None:
     try:
         script = data.script_class()
         script.filename = data.path

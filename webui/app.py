@@ -49,14 +49,18 @@ STATIC = Path(__file__).resolve().parent / "static"
 def build_blocks(runtime: Runtime) -> gr.Blocks:
     tokenizer = build_clip_tokenizer()  # for the token counters: the same BPE every SD1/SD2 model uses
     page_load = PageLoad()
+    if runtime.extensions.loaded:
+        script_callbacks.before_ui_callback()
     from_extensions = extension_tabs(runtime.extensions)
     with gr.Blocks(title=PAGE_TITLE, analytics_enabled=False) as blocks:
         checkpoint = build_top_bar(runtime, page_load)
         with gr.Tabs(elem_id="main-tabs", selected="txt2img") as main_tabs:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab-txt2img"):
-                txt2img = build_txt2img_tab(blocks, runtime, tokenizer)
+                with gradio3_compat.building_tab(is_img2img=False):
+                    txt2img = build_txt2img_tab(blocks, runtime, tokenizer)
             with gr.Tab("img2img", id="img2img", elem_id="tab-img2img"):
-                img2img, img2img_inputs = build_img2img_tab(blocks, runtime, tokenizer)
+                with gradio3_compat.building_tab(is_img2img=True):
+                    img2img, img2img_inputs = build_img2img_tab(blocks, runtime, tokenizer)
             with gr.Tab("Extras", id="extras", elem_id="tab-extras"):
                 build_extras_tab(runtime)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab-pnginfo"):

@@ -14,19 +14,31 @@ imported and their ``ui()`` is built, and adds only what Gradio 3 had and later 
   becomes ``"full"``/``"hidden"``;
 - ``gr.Box`` (now ``gr.Group``) and ``gr.Variable`` (now ``gr.State``);
 - ``gr.Image(source=..., tool=..., shape=..., brush_radius=...)``: ``source`` becomes
-  ``sources=[source]``; the sketch-tool keywords are dropped (the image is still an image input).
+  ``sources=[source]``; constructor keywords a component no longer takes are dropped, as A1111's
+  own Gradio layer drops them (``tooltip`` included);
+- every component and layout gets the CSS class ``gradio-<kind>`` (``gradio-button``,
+  ``gradio-dropdown``...) that A1111 adds and extensions' styles and scripts select on;
+- component hooks: ``script_callbacks.on_before_component``/``on_after_component`` callbacks, and
+  the ``before_component``/``after_component`` methods (and ``on_before_component(callback,
+  elem_id=...)`` registrations) of the scripts of the tab being built (``building_tab``), are
+  called around every component's creation with its keyword arguments, as A1111 calls them.
 
 Nothing here changes how this app's own UI, written for current Gradio, behaves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any, Callable
+import inspect
+import traceback
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 from gradio.blocks import Block, BlockContext, Blocks
 from gradio.components.base import Component
+
+from modules import script_callbacks
 
 # Gradio 3 ``.style()`` keywords and the property each became; None = no longer exists.
 STYLE_PROPERTIES: dict[str, str | None] = {
@@ -34,7 +46,6 @@ STYLE_PROPERTIES: dict[str, str | None] = {
     "preview": "preview", "object_fit": "object_fit", "full_width": "scale",
     "rounded": None, "margin": None, "border": None, "mobile_collapse": None, "size": None,
 }
-IMAGE_SKETCH_KEYWORDS = ("tool", "shape", "brush_radius", "brush_color", "mask_opacity", "invert_colors")
 _MARK = "_gradio3_compat"
 
 
@@ -50,7 +61,11 @@ def install() -> None:
                 setattr(cls, name, _accepting_gradio3_keywords(vars(cls)[name]))
     Block.style = _style
     Blocks.load = _accepting_gradio3_keywords(Blocks.load)
-    gr.Image.__init__ = _image_init(gr.Image.__init__)
+    for cls in _block_classes():
+        if "__init__" in vars(cls):
+            cls.__init__ = _forgiving_init(cls.__init__)
+    Component.__init__ = _hooked_component_init(Component.__init__)
+    BlockContext.__init__ = _classed_layout_init(BlockContext.__init__)
     gr.Box = gr.Group
     gr.Variable = gr.State
     setattr(gr, _MARK, True)
@@ -109,18 +124,95 @@ def _style(self: Block, **styles: Any) -> Block:
     return self
 
 
-def _image_init(init: Callable) -> Callable:
+def _forgiving_init(init: Callable) -> Callable:
+    """A constructor that takes Gradio 3's spelling: ``source`` as ``sources``, and keywords it no
+    longer has dropped (A1111's layer does the same)."""
     if getattr(init, _MARK, False):
+        return init
+    accepted = inspect.signature(init).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+
+    @functools.wraps(init)
+    def forgiving(self: Any, *args: Any, **kwargs: Any) -> None:
+        if "source" in kwargs and "sources" in accepted and "source" not in accepted:
+            source = kwargs.pop("source")
+            kwargs.setdefault("sources", [source] if source else None)
+        if not takes_any:
+            kwargs = {key: value for key, value in kwargs.items() if key in accepted}
+        init(self, *args, **kwargs)
+
+    setattr(forgiving, _MARK, True)
+    return forgiving
+
+
+# The tab whose scripts get component hooks (A1111's ``scripts.scripts_current``): None outside
+# txt2img and img2img, where only ``script_callbacks`` hooks are called.
+_building: list[bool] = []
+
+
+@contextlib.contextmanager
+def building_tab(is_img2img: bool) -> Iterator[None]:
+    _building.append(is_img2img)
+    try:
+        yield
+    finally:
+        _building.pop()
+
+
+def _hooked_component_init(init: Callable) -> Callable:
+    if getattr(init, "_component_hooks", False):
         return init
 
     @functools.wraps(init)
-    def image_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        if "source" in kwargs:
-            source = kwargs.pop("source")
-            kwargs.setdefault("sources", [source] if source else None)
-        for key in IMAGE_SKETCH_KEYWORDS:
-            kwargs.pop(key, None)
+    def hooked(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.pop("tooltip", None)
+        _scripts_hook("before_component", self, kwargs)
+        script_callbacks.before_component_callback(self, **kwargs)
         init(self, *args, **kwargs)
+        _add_kind_class(self)
+        script_callbacks.after_component_callback(self, **kwargs)
+        _scripts_hook("after_component", self, kwargs)
 
-    setattr(image_init, _MARK, True)
-    return image_init
+    hooked._component_hooks = True  # type: ignore[attr-defined]
+    return hooked
+
+
+def _classed_layout_init(init: Callable) -> Callable:
+    if getattr(init, "_component_hooks", False):
+        return init
+
+    @functools.wraps(init)
+    def classed(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        _add_kind_class(self)
+
+    classed._component_hooks = True  # type: ignore[attr-defined]
+    return classed
+
+
+def _add_kind_class(block: Any) -> None:
+    kind = f"gradio-{block.get_block_name()}"
+    classes = block.elem_classes if isinstance(block.elem_classes, list) else (
+        [block.elem_classes] if block.elem_classes else [])
+    if kind not in classes:
+        block.elem_classes = [kind, *classes]
+
+
+def _scripts_hook(method: str, component: Any, kwargs: dict) -> None:
+    """The tab's scripts' ``before_component``/``after_component``, then the callbacks they
+    registered for this element id; one that raises is reported and the page goes on."""
+    if not _building:
+        return
+    from modules import scripts
+
+    elem_id = kwargs.get("elem_id")
+    for script in scripts.live_instances(_building[-1]):
+        calls = [functools.partial(getattr(script, method), component, **kwargs)]
+        registered = getattr(script, f"on_{method}_elem_id", None) or ()
+        calls += [functools.partial(callback, scripts.OnComponent(component=component))
+                  for wanted, callback in registered if wanted == elem_id]
+        for call in calls:
+            try:
+                call()
+            except Exception:  # extension code: isolated and reported
+                print(f"Error in {method} of {script.filename}:\n{traceback.format_exc(limit=-3)}")

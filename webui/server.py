@@ -17,6 +17,7 @@ import httpx
 import uvicorn
 from gradio import networking
 
+from modules import script_callbacks
 from modules.config import LOCAL_SERVER_NAMES, AppConfig
 from modules.extensions.startup import ExtensionSet
 from modules.runtime import Runtime
@@ -105,6 +106,8 @@ def serve(config: AppConfig, extensions: ExtensionSet | None = None) -> int:
     runtime.can_restart = True
     threading.Thread(target=stop_for_restart, args=(server, runtime), name="restart-watch", daemon=True).start()
     server.run()
+    if extensions is not None:
+        script_callbacks.script_unloaded_callback()  # A1111 calls it when its scripts are unloaded
     if runtime.restart_requested.is_set():
         runtime.jobs.shutdown()
         print("Restarting...", flush=True)

@@ -17,9 +17,25 @@ from webui.gradio3_compat import gradio3_listener_keywords
 OLD_STYLE = '''
 import gradio as gr
 import modules.scripts as scripts
+from modules import script_callbacks
+
+SEEN = {"before_ui": 0, "callback_ids": [], "script_ids": [], "by_elem_id": []}
+script_callbacks.on_before_ui(lambda: SEEN.__setitem__("before_ui", SEEN["before_ui"] + 1))
+script_callbacks.on_after_component(lambda component, **kwargs: SEEN["callback_ids"].append(kwargs.get("elem_id")))
 
 
 class OldStyle(scripts.Script):
+    def __init__(self):
+        for elem_id in ("txt2img_prompt", "txt2img-prompt"):
+            self.on_after_component(self.found_prompt, elem_id=elem_id)
+
+    def found_prompt(self, on_component):
+        SEEN["by_elem_id"].append((self.is_img2img, type(on_component.component).__name__))
+
+    def after_component(self, component, **kwargs):
+        if kwargs.get("elem_id"):
+            SEEN["script_ids"].append((self.is_img2img, kwargs["elem_id"]))
+
     def title(self):
         return "Old style"
 
@@ -35,6 +51,7 @@ class OldStyle(scripts.Script):
             gallery = gr.Gallery(elem_id=f"old_gallery_{tab}").style(grid=4, height="auto", rounded=False)
             image = gr.Image(source="upload", tool="sketch", type="pil", elem_id=f"old_image_{tab}")
             note = gr.Textbox(label="Note", elem_id=f"old_note_{tab}").style(container=False)
+            gr.Slider(0, 1, value=0.5, label="Hint", tooltip="gone in Gradio 4", grid=3, elem_id=f"old_slider_{tab}")
 
         def more_choices():
             return gr.Dropdown.update(choices=["a", "b", "c"], value="c"), gr.Textbox.update(visible=False)
@@ -90,3 +107,19 @@ def test_old_listeners_get_their_js_and_handlers_return_updates(page) -> None:
 def test_listener_keywords_in_gradio3_spelling_are_renamed_and_others_kept() -> None:
     assert gradio3_listener_keywords({"_js": "f", "show_progress": True, "queue": False}) == {
         "js": "f", "show_progress": "full", "queue": False}
+
+
+def test_component_hooks_and_classes_reach_the_extension(page) -> None:
+    config, _, found = page
+    module = next(e for e in found.extensions if e.name == "old-style").modules[0]
+    seen = module.SEEN
+    assert seen["before_ui"] == 1
+    assert "old_slider_txt2img" in seen["callback_ids"] and "old_slider_img2img" in seen["callback_ids"]
+    txt2img_ids = [elem_id for is_img2img, elem_id in seen["script_ids"] if not is_img2img]
+    img2img_ids = [elem_id for is_img2img, elem_id in seen["script_ids"] if is_img2img]
+    assert "old_note_txt2img" in txt2img_ids and "old_note_img2img" in img2img_ids
+    assert "old_note_img2img" not in txt2img_ids and "old_note_txt2img" not in img2img_ids  # each tab its own
+    assert seen["by_elem_id"] == [(False, "Textbox")]  # the txt2img prompt, to the txt2img script
+    props = {c["props"].get("elem_id"): c["props"] for c in config["components"]}
+    assert "gradio-button" in props["old_refresh_txt2img"]["elem_classes"]
+    assert "gradio-slider" in props["old_slider_txt2img"]["elem_classes"]
