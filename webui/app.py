@@ -51,23 +51,23 @@ def build_blocks(runtime: Runtime) -> gr.Blocks:
     from_extensions = extension_tabs(runtime.extensions)
     with gr.Blocks(title=PAGE_TITLE, analytics_enabled=False) as blocks:
         checkpoint = build_top_bar(runtime, page_load)
-        with gr.Tabs(elem_id="main-tabs", selected="txt2img") as main_tabs:
-            with gr.Tab("txt2img", id="txt2img", elem_id="tab-txt2img"):
+        with gr.Tabs(elem_id="tabs", selected="txt2img") as main_tabs:
+            with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
                 txt2img = build_txt2img_tab(blocks, runtime, tokenizer)
-            with gr.Tab("img2img", id="img2img", elem_id="tab-img2img"):
+            with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
                 img2img, img2img_inputs = build_img2img_tab(blocks, runtime, tokenizer)
-            with gr.Tab("Extras", id="extras", elem_id="tab-extras"):
+            with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
                 build_extras_tab(runtime)
-            with gr.Tab("PNG Info", id="pnginfo", elem_id="tab-pnginfo"):
+            with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 png_info = build_png_info_tab()
-            with gr.Tab("Checkpoint Merger", id="merger", elem_id="tab-merger"):
+            with gr.Tab("Checkpoint Merger", id="merger", elem_id="tab_modelmerger"):
                 build_merger_tab(runtime)
             add_extension_tabs(from_extensions)
-            with gr.Tab("Settings", id="settings", elem_id="tab-settings"):
+            with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
                 build_settings_tab(page_load, runtime)
                 if runtime.extensions.loaded:
                     add_extension_settings(runtime.config.data_dir / EXTENSION_SETTINGS_FILE)
-            with gr.Tab("Extensions", id="extensions", elem_id="tab-extensions"):
+            with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
                 build_extensions_tab(page_load, runtime)
         wire_send_buttons(runtime, main_tabs, txt2img, img2img, img2img_inputs, png_info)
         add_ui_defaults(page_load, runtime, (txt2img, img2img))

@@ -96,7 +96,7 @@ def add_extension_settings(settings_file) -> None:
     if not opts.data_labels:
         return
     components = {}
-    with gr.Accordion("Extensions' settings", open=False, elem_id="settings-extensions"):
+    with gr.Accordion("Extensions' settings", open=False, elem_id="settings_extensions"):
         sections: dict[str, list[str]] = {}
         for key, info in opts.data_labels.items():
             title = info.section[1] if info.section and len(info.section) > 1 else "Other"
@@ -109,8 +109,8 @@ def add_extension_settings(settings_file) -> None:
                     gr.HTML(info.label)
                     continue
                 components[key] = _setting_component(key, info, getattr(opts, key))
-        apply = gr.Button("Apply extensions' settings", elem_id="settings-extensions-apply")
-        message = gr.Markdown("", elem_id="settings-extensions-message")
+        apply = gr.Button("Apply extensions' settings", elem_id="settings_extensions_apply")
+        message = gr.Markdown("", elem_id="settings_extensions_result")
 
     def apply_clicked(values: dict) -> str:
         changed = []

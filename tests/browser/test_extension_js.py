@@ -12,7 +12,7 @@ from tests.browser.helpers import open_page
 
 EXTENSION_JS = """
 onUiLoaded(function () {
-  const prompt = gradioApp().querySelector('#txt2img-prompt textarea');
+  const prompt = gradioApp().querySelector('#txt2img_prompt textarea');
   const tab = get_uiCurrentTab();
   document.body.dataset.extensionSaw = [prompt ? 'prompt' : 'no-prompt', typeof opts.samples_format,
                                         opts.demo_ext_colour, tab ? tab.textContent.trim() : 'no-tab'].join('|');

@@ -53,7 +53,7 @@
 
   // A1111 fires onUiLoaded once the txt2img prompt exists.
   function pageIsBuilt() {
-    return gradioApp().querySelector("#txt2img-prompt textarea, #txt2img_prompt textarea") !== null;
+    return gradioApp().querySelector("#txt2img_prompt textarea") !== null;
   }
   const observer = new MutationObserver(function (mutations) {
     if (!loaded && pageIsBuilt()) {

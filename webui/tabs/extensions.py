@@ -40,13 +40,13 @@ def state_table(found: ExtensionSet) -> str:
 def build_extensions_tab(page_load: PageLoad, runtime: Runtime) -> None:
     root = runtime.config.data_dir / "extensions"
     gr.Markdown(f"Extensions are the folders in `{root}`. Changes take effect after a restart.")
-    gr.Markdown(state_table(runtime.extensions), elem_id="extensions-state")
+    gr.Markdown(state_table(runtime.extensions), elem_id="extensions_installed_html")
     names = extension_folders(root)
     disabled = set(runtime.options.current.disabled_extensions)
     enabled = gr.CheckboxGroup(names, value=[n for n in names if n not in disabled], label="Enabled",
-                               elem_id="extensions-enabled")
-    apply = gr.Button("Apply and save", variant="primary", elem_id="extensions-apply")
-    message = gr.Markdown("", elem_id="extensions-message")
+                               elem_id="extensions_enabled")
+    apply = gr.Button("Apply and save", variant="primary", elem_id="extensions_apply")
+    message = gr.Markdown("", elem_id="extensions_result")
 
     def apply_clicked(chosen: list[str]) -> str:
         folders = extension_folders(root)
