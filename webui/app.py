@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 from starlette.routing import Mount
 
-from modules import script_callbacks
+from modules import paths, script_callbacks
 from modules.extensions.startup import SETTINGS_FILE as EXTENSION_SETTINGS_FILE
 from modules.nets.tokenizer import build_clip_tokenizer
 from modules.runtime import Runtime
@@ -25,6 +25,7 @@ from webui.extension_ui import (
     serve_extension_routes_first,
 )
 from webui.api import mount_api
+from webui.extension_files import add_extension_file_route
 from webui.progress import add_progress_route
 from webui.tabs.extensions import build_extensions_tab
 from webui.tabs.extras import build_extras_tab
@@ -180,6 +181,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=lambda: runtime.options.current.api_max_request_mb * 1024 * 1024,
                        exempt_paths=("/gradio_api/upload",))
     if runtime.extensions.loaded:  # extensions add routes here; a failing callback is reported, not raised
+        add_extension_file_route(app, runtime.extensions, Path(paths.script_path))
         script_callbacks.app_started_callback(blocks, app)
         serve_extension_routes_first(app)
     policy = AccessPolicy.from_flags(server.gradio_auth, server.api_auth)
