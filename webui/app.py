@@ -21,8 +21,8 @@ from webui.forms import img2img_params, txt2img_params
 from webui.access import AccessGate, AccessPolicy, page_users
 from webui.body_limit import BodyLimit
 from webui.extension_ui import (
-    a1111_page_helpers, add_extension_settings, add_extension_tabs, extension_scripts, extension_styles, extension_tabs,
-    serve_extension_routes_first,
+    a1111_page_helpers, add_a1111_block_classes, add_extension_settings, add_extension_tabs, extension_scripts,
+    extension_styles, extension_tabs, serve_extension_routes_first,
 )
 from webui.api import mount_api
 from webui.extension_files import add_extension_file_route
@@ -74,6 +74,7 @@ def build_blocks(runtime: Runtime) -> gr.Blocks:
         add_ui_defaults(page_load, runtime, (txt2img, img2img))
         follow_native_size(page_load, runtime, checkpoint, (txt2img, img2img))
         page_load.wire(blocks)
+    add_a1111_block_classes(blocks)
     return blocks
 
 

@@ -28,6 +28,18 @@ def a1111_page_helpers(settings: dict[str, Any]) -> str:
     return f"<script>window.opts = {as_json};\n{helpers}</script>"
 
 
+def add_a1111_block_classes(blocks: gr.Blocks) -> None:
+    """Gives every block of the page the class A1111 gives it (``gradio-textbox``, ``gradio-dropdown``,
+    ``gradio-accordion``, ``gradio-button``..., plus ``multiselect``; A1111's modules/gradio_extensons.py),
+    which extensions' scripts and styles select on (tagcomplete: ``.gradio-accordion``). Run once the page,
+    extensions' controls included, is built and before it is served."""
+    for block in blocks.blocks.values():
+        classes = block.elem_classes or []
+        classes = [classes] if isinstance(classes, str) else list(classes)
+        marks = [f"gradio-{block.get_block_name()}"] + (["multiselect"] if getattr(block, "multiselect", False) else [])
+        block.elem_classes = [*[m for m in marks if m not in classes], *classes]
+
+
 def extension_scripts(found: ExtensionSet) -> str:
     """One inline ``<script>`` per JS file of each enabled extension, in load order (inline, so
     they run in that order, as A1111's ordered script tags do)."""

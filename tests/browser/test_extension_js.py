@@ -42,7 +42,8 @@ onUiLoaded(function () {
   badge.textContent = 'ids-demo';
   gradioApp().getElementById('txt2img_prompt').appendChild(badge);
   const found = ['#txt2img_neg_prompt textarea', '#txt2img_generate', '#txt2img_gallery', '#txt2img_settings',
-                 '#txt2img_script_container', '#tabs', '#quicksettings #setting_sd_model_checkpoint']
+                 '#txt2img_script_container', '#tabs', '#quicksettings #setting_sd_model_checkpoint',
+                 '#txt2img_prompt.gradio-textbox', '#txt2img_hr.gradio-accordion']
     .filter((selector) => tab.ownerDocument.querySelector(selector) !== null);
   tab.dataset.idsDemo = [prompt.closest('#tab_txt2img') === tab ? 'prompt-in-tab' : 'prompt-elsewhere', ...found].join('|');
 });
@@ -80,7 +81,8 @@ def test_extension_finds_the_controls_by_a1111_element_ids(server, page) -> None
     page.wait_for_selector("#tab_txt2img[data-ids-demo]", state="attached")
     assert page.get_attribute("#tab_txt2img", "data-ids-demo") == (
         "prompt-in-tab|#txt2img_neg_prompt textarea|#txt2img_generate|#txt2img_gallery|#txt2img_settings"
-        "|#txt2img_script_container|#tabs|#quicksettings #setting_sd_model_checkpoint")
+        "|#txt2img_script_container|#tabs|#quicksettings #setting_sd_model_checkpoint"
+        "|#txt2img_prompt.gradio-textbox|#txt2img_hr.gradio-accordion")
     assert page.locator("#txt2img_prompt textarea.ids-demo-marked").count() == 1
     badge = page.locator("#txt2img_prompt > .ids-demo-badge")
     assert badge.evaluate("(element) => getComputedStyle(element).color") == "rgb(4, 5, 6)"  # its style.css applies

@@ -79,3 +79,16 @@ def test_ids_use_underscores_and_only_a1111s_shared_ids_repeat(page_config) -> N
     ids = element_ids(page_config)
     assert [i for i in ids if "-" in i] == []
     assert {i for i, count in ids.items() if count > 1} == SHARED_BY_BOTH_TABS
+
+
+def test_blocks_carry_a1111s_gradio_classes(page_config) -> None:
+    """A1111 gives each block the class ``gradio-<block name>`` (and ``multiselect``), which extensions select on."""
+    classes = {c["props"]["elem_id"]: c["props"].get("elem_classes") for c in page_config["components"]
+               if c.get("props", {}).get("elem_id")}
+    assert "gradio-textbox" in classes["txt2img_prompt"]
+    assert "gradio-dropdown" in classes["txt2img_sampling"]
+    assert "gradio-button" in classes["txt2img_generate"]
+    assert "gradio-accordion" in classes["txt2img_hr"]
+    assert "gradio-slider" in classes["txt2img_steps"]
+    assert {"gradio-dropdown", "multiselect"} <= set(classes["txt2img_styles"])
+    assert "token-counter" in classes["txt2img_token_counter"]  # a block's own classes stay
