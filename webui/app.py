@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 from starlette.routing import Mount
 
-from modules import script_callbacks
+from modules import paths, script_callbacks
 from modules.extensions.startup import SETTINGS_FILE as EXTENSION_SETTINGS_FILE
 from modules.nets.tokenizer import build_clip_tokenizer
 from modules.runtime import Runtime
@@ -21,11 +21,12 @@ from webui.forms import img2img_params, txt2img_params
 from webui.access import AccessGate, AccessPolicy, page_users
 from webui.body_limit import BodyLimit
 from webui.extension_ui import (
-    a1111_page_helpers, add_extension_settings, add_extension_tabs, extension_scripts, extension_styles, extension_tabs,
-    serve_extension_routes_first,
+    a1111_page_helpers, add_a1111_block_classes, add_extension_settings, add_extension_tabs, extension_scripts,
+    extension_styles, extension_tabs, serve_extension_routes_first,
 )
 from webui import gradio3_compat
 from webui.api import mount_api
+from webui.extension_files import add_extension_file_route
 from webui.progress import add_progress_route
 from webui.tabs.extensions import build_extensions_tab
 from webui.tabs.extras import build_extras_tab
@@ -54,30 +55,31 @@ def build_blocks(runtime: Runtime) -> gr.Blocks:
     from_extensions = extension_tabs(runtime.extensions)
     with gr.Blocks(title=PAGE_TITLE, analytics_enabled=False) as blocks:
         checkpoint = build_top_bar(runtime, page_load)
-        with gr.Tabs(elem_id="main-tabs", selected="txt2img") as main_tabs:
-            with gr.Tab("txt2img", id="txt2img", elem_id="tab-txt2img"):
+        with gr.Tabs(elem_id="tabs", selected="txt2img") as main_tabs:
+            with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
                 with gradio3_compat.building_tab(is_img2img=False):
                     txt2img = build_txt2img_tab(blocks, runtime, tokenizer)
-            with gr.Tab("img2img", id="img2img", elem_id="tab-img2img"):
+            with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
                 with gradio3_compat.building_tab(is_img2img=True):
                     img2img, img2img_inputs = build_img2img_tab(blocks, runtime, tokenizer)
-            with gr.Tab("Extras", id="extras", elem_id="tab-extras"):
+            with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
                 build_extras_tab(runtime)
-            with gr.Tab("PNG Info", id="pnginfo", elem_id="tab-pnginfo"):
+            with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 png_info = build_png_info_tab()
-            with gr.Tab("Checkpoint Merger", id="merger", elem_id="tab-merger"):
+            with gr.Tab("Checkpoint Merger", id="merger", elem_id="tab_modelmerger"):
                 build_merger_tab(runtime)
             add_extension_tabs(from_extensions)
-            with gr.Tab("Settings", id="settings", elem_id="tab-settings"):
+            with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
                 build_settings_tab(page_load, runtime)
                 if runtime.extensions.loaded:
                     add_extension_settings(runtime.config.data_dir / EXTENSION_SETTINGS_FILE)
-            with gr.Tab("Extensions", id="extensions", elem_id="tab-extensions"):
+            with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
                 build_extensions_tab(page_load, runtime)
         wire_send_buttons(runtime, main_tabs, txt2img, img2img, img2img_inputs, png_info)
         add_ui_defaults(page_load, runtime, (txt2img, img2img))
         follow_native_size(page_load, runtime, checkpoint, (txt2img, img2img))
         page_load.wire(blocks)
+    add_a1111_block_classes(blocks)
     return blocks
 
 
@@ -187,6 +189,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=lambda: runtime.options.current.api_max_request_mb * 1024 * 1024,
                        exempt_paths=("/gradio_api/upload",))
     if runtime.extensions.loaded:  # extensions add routes here; a failing callback is reported, not raised
+        add_extension_file_route(app, runtime.extensions, Path(paths.script_path))
         script_callbacks.app_started_callback(blocks, app)
         serve_extension_routes_first(app)
     policy = AccessPolicy.from_flags(server.gradio_auth, server.api_auth)

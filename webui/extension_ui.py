@@ -28,6 +28,18 @@ def a1111_page_helpers(settings: dict[str, Any]) -> str:
     return f"<script>window.opts = {as_json};\n{helpers}</script>"
 
 
+def add_a1111_block_classes(blocks: gr.Blocks) -> None:
+    """Gives every block of the page the class A1111 gives it (``gradio-textbox``, ``gradio-dropdown``,
+    ``gradio-accordion``, ``gradio-button``..., plus ``multiselect``; A1111's modules/gradio_extensons.py),
+    which extensions' scripts and styles select on (tagcomplete: ``.gradio-accordion``). Run once the page,
+    extensions' controls included, is built and before it is served."""
+    for block in blocks.blocks.values():
+        classes = block.elem_classes or []
+        classes = [classes] if isinstance(classes, str) else list(classes)
+        marks = [f"gradio-{block.get_block_name()}"] + (["multiselect"] if getattr(block, "multiselect", False) else [])
+        block.elem_classes = [*[m for m in marks if m not in classes], *classes]
+
+
 def extension_scripts(found: ExtensionSet) -> str:
     """One inline ``<script>`` per JS file of each enabled extension, in load order (inline, so
     they run in that order, as A1111's ordered script tags do)."""
@@ -96,7 +108,7 @@ def add_extension_settings(settings_file) -> None:
     if not opts.data_labels:
         return
     components = {}
-    with gr.Accordion("Extensions' settings", open=False, elem_id="settings-extensions"):
+    with gr.Accordion("Extensions' settings", open=False, elem_id="settings_extensions"):
         sections: dict[str, list[str]] = {}
         for key, info in opts.data_labels.items():
             title = info.section[1] if info.section and len(info.section) > 1 else "Other"
@@ -109,8 +121,8 @@ def add_extension_settings(settings_file) -> None:
                     gr.HTML(info.label)
                     continue
                 components[key] = _setting_component(key, info, getattr(opts, key))
-        apply = gr.Button("Apply extensions' settings", elem_id="settings-extensions-apply")
-        message = gr.Markdown("", elem_id="settings-extensions-message")
+        apply = gr.Button("Apply extensions' settings", elem_id="settings_extensions_apply")
+        message = gr.Markdown("", elem_id="settings_extensions_result")
 
     def apply_clicked(values: dict) -> str:
         changed = []

@@ -195,49 +195,49 @@ class Form:
 def build_sampler_controls(form: Form, options: Options) -> None:
     with gr.Row():
         form.add("sampler_name", gr.Dropdown(list(sampler_names()), value=options.txt2img_default_sampler,
-                                             label="Sampling method", elem_id=f"{form.tab}-sampling"))
+                                             label="Sampling method", elem_id=f"{form.tab}_sampling"))
         form.add("scheduler", gr.Dropdown(list(schedule_labels()), value="Automatic", label="Schedule type",
-                                          elem_id=f"{form.tab}-scheduler"))
+                                          elem_id=f"{form.tab}_scheduler"))
     form.add("steps", gr.Slider(1, 150, value=options.txt2img_default_steps, step=1, label="Sampling steps",
-                                elem_id=f"{form.tab}-steps"))
+                                elem_id=f"{form.tab}_steps"))
 
 
 def build_size_controls(form: Form) -> None:
     with gr.Row():
         with gr.Column(scale=4):
-            width = form.add("width", gr.Slider(64, 2048, value=512, step=8, label="Width", elem_id=f"{form.tab}-width"))
-            height = form.add("height", gr.Slider(64, 2048, value=512, step=8, label="Height", elem_id=f"{form.tab}-height"))
-        swap = gr.Button("⇅", elem_id=f"{form.tab}-swap-size", scale=0, min_width=40)
+            width = form.add("width", gr.Slider(64, 2048, value=512, step=8, label="Width", elem_id=f"{form.tab}_width"))
+            height = form.add("height", gr.Slider(64, 2048, value=512, step=8, label="Height", elem_id=f"{form.tab}_height"))
+        swap = gr.Button("⇅", elem_id=f"{form.tab}_res_switch_btn", scale=0, min_width=40)
     swap.click(lambda w, h: (h, w), inputs=[width, height], outputs=[width, height], queue=False, show_progress="hidden")
 
 
 def build_batch_and_cfg(form: Form, options: Options) -> None:
     with gr.Row():
-        form.add("n_iter", gr.Slider(1, 100, value=1, step=1, label="Batch count", elem_id=f"{form.tab}-batch-count"))
-        form.add("batch_size", gr.Slider(1, 8, value=1, step=1, label="Batch size", elem_id=f"{form.tab}-batch-size"))
+        form.add("n_iter", gr.Slider(1, 100, value=1, step=1, label="Batch count", elem_id=f"{form.tab}_batch_count"))
+        form.add("batch_size", gr.Slider(1, 8, value=1, step=1, label="Batch size", elem_id=f"{form.tab}_batch_size"))
     form.add("cfg_scale", gr.Slider(1, 30, value=options.txt2img_default_cfg_scale, step=0.5, label="CFG Scale",
-                                    elem_id=f"{form.tab}-cfg-scale"))
+                                    elem_id=f"{form.tab}_cfg_scale"))
 
 
 def build_seed_controls(form: Form) -> tuple[gr.Button, gr.Button]:
     """Seed with 🎲 (random) and ♻️ (reuse; wired by the output panel), and the "Extra" group."""
-    with gr.Row():
-        seed = form.add("seed", gr.Number(-1, precision=0, label="Seed", elem_id=f"{form.tab}-seed", scale=4))
-        random_seed = gr.Button("🎲", elem_id=f"{form.tab}-random-seed", scale=0, min_width=40)
-        reuse_seed = gr.Button("♻️", elem_id=f"{form.tab}-reuse-seed", scale=0, min_width=40)
-        extra = form.add("seed_extra", gr.Checkbox(False, label="Extra", elem_id=f"{form.tab}-seed-extra", scale=0, min_width=80))
-    with gr.Group(visible=False) as extras:
+    with gr.Row(elem_id=f"{form.tab}_seed_row"):
+        seed = form.add("seed", gr.Number(-1, precision=0, label="Seed", elem_id=f"{form.tab}_seed", scale=4))
+        random_seed = gr.Button("🎲", elem_id=f"{form.tab}_random_seed", scale=0, min_width=40)
+        reuse_seed = gr.Button("♻️", elem_id=f"{form.tab}_reuse_seed", scale=0, min_width=40)
+        extra = form.add("seed_extra", gr.Checkbox(False, label="Extra", elem_id=f"{form.tab}_subseed_show", scale=0, min_width=80))
+    with gr.Group(visible=False, elem_id=f"{form.tab}_seed_extras") as extras:
         with gr.Row():
-            subseed = form.add("subseed", gr.Number(-1, precision=0, label="Variation seed", elem_id=f"{form.tab}-subseed", scale=4))
-            random_subseed = gr.Button("🎲", elem_id=f"{form.tab}-random-subseed", scale=0, min_width=40)
-            reuse_subseed = gr.Button("♻️", elem_id=f"{form.tab}-reuse-subseed", scale=0, min_width=40)
+            subseed = form.add("subseed", gr.Number(-1, precision=0, label="Variation seed", elem_id=f"{form.tab}_subseed", scale=4))
+            random_subseed = gr.Button("🎲", elem_id=f"{form.tab}_random_subseed", scale=0, min_width=40)
+            reuse_subseed = gr.Button("♻️", elem_id=f"{form.tab}_reuse_subseed", scale=0, min_width=40)
             form.add("subseed_strength", gr.Slider(0, 1, value=0, step=0.01, label="Variation strength",
-                                                   elem_id=f"{form.tab}-subseed-strength", scale=4))
+                                                   elem_id=f"{form.tab}_subseed_strength", scale=4))
         with gr.Row():
             form.add("seed_resize_from_w", gr.Slider(0, 2048, value=0, step=8, label="Resize seed from width",
-                                                     elem_id=f"{form.tab}-seed-resize-w"))
+                                                     elem_id=f"{form.tab}_seed_resize_from_w"))
             form.add("seed_resize_from_h", gr.Slider(0, 2048, value=0, step=8, label="Resize seed from height",
-                                                     elem_id=f"{form.tab}-seed-resize-h"))
+                                                     elem_id=f"{form.tab}_seed_resize_from_h"))
     extra.change(lambda on: gr.update(visible=on), inputs=extra, outputs=extras, queue=False, show_progress="hidden")
     random_seed.click(lambda: -1, outputs=seed, queue=False, show_progress="hidden")
     random_subseed.click(lambda: -1, outputs=subseed, queue=False, show_progress="hidden")
@@ -246,20 +246,20 @@ def build_seed_controls(form: Form) -> tuple[gr.Button, gr.Button]:
 
 def build_hires_controls(form: Form, model_upscalers: Sequence[str] = ()) -> None:
     """``model_upscalers``: the upscaler model files' names, listed after the built-in upscalers."""
-    with gr.Accordion("Hires. fix", open=False, elem_id=f"{form.tab}-hires"):
-        form.add("enable_hr", gr.Checkbox(False, label="Enable Hires. fix", elem_id=f"{form.tab}-enable-hr"))
+    with gr.Accordion("Hires. fix", open=False, elem_id=f"{form.tab}_hr"):
+        form.add("enable_hr", gr.Checkbox(False, label="Enable Hires. fix", elem_id=f"{form.tab}_enable_hr"))
         with gr.Row():
             form.add("hr_upscaler", gr.Dropdown([*UPSCALER_NAMES, *model_upscalers], value="Latent", label="Upscaler",
-                                                elem_id=f"{form.tab}-hr-upscaler"))
+                                                elem_id=f"{form.tab}_hr_upscaler"))
             form.add("hr_second_pass_steps", gr.Slider(0, 150, value=0, step=1, label="Hires steps",
-                                                       elem_id=f"{form.tab}-hr-steps"))
+                                                       elem_id=f"{form.tab}_hires_steps"))
             form.add("denoising_strength", gr.Slider(0, 1, value=0.7, step=0.01, label="Denoising strength",
-                                                     elem_id=f"{form.tab}-hr-denoising"))
+                                                     elem_id=f"{form.tab}_denoising_strength"))
         with gr.Row():
-            form.add("hr_scale", gr.Slider(1, 4, value=2, step=0.05, label="Upscale by", elem_id=f"{form.tab}-hr-scale"))
-            form.add("hr_resize_x", gr.Slider(0, 2048, value=0, step=8, label="Resize width to", elem_id=f"{form.tab}-hr-resize-x"))
-            form.add("hr_resize_y", gr.Slider(0, 2048, value=0, step=8, label="Resize height to", elem_id=f"{form.tab}-hr-resize-y"))
-        size_info = gr.Markdown(hires_size_text({}), elem_id=f"{form.tab}-hr-size-info")
+            form.add("hr_scale", gr.Slider(1, 4, value=2, step=0.05, label="Upscale by", elem_id=f"{form.tab}_hr_scale"))
+            form.add("hr_resize_x", gr.Slider(0, 2048, value=0, step=8, label="Resize width to", elem_id=f"{form.tab}_hr_resize_x"))
+            form.add("hr_resize_y", gr.Slider(0, 2048, value=0, step=8, label="Resize height to", elem_id=f"{form.tab}_hr_resize_y"))
+        size_info = gr.Markdown(hires_size_text({}), elem_id="txtimg_hr_finalres")
     names = ("width", "height", "hr_scale", "hr_resize_x", "hr_resize_y")
     sources = [form.components[name] for name in names]
     for source in sources:
@@ -272,13 +272,13 @@ def build_script_controls(form: Form, scripts: Any, is_img2img: bool) -> dict[st
     (from its ``args_info()``, shown while it is selected). Returns {title: [(arg, control)]}."""
     titles = list(scripts.titles(is_img2img))
     script = form.add("script", gr.Dropdown([SCRIPT_NONE, *titles], value=SCRIPT_NONE, label="Script",
-                                            elem_id=f"{form.tab}-script"))
+                                            elem_id="script_list"))
     controls: dict[str, list] = {}
     groups = []
     for number, title in enumerate(titles):
-        with gr.Group(visible=False, elem_id=f"{form.tab}-script-{number}") as group:
+        with gr.Group(visible=False, elem_id=f"{form.tab}_script_{number}") as group:
             args = scripts.find(title, is_img2img).args_info()
-            controls[title] = [(arg, script_arg_control(arg, f"{form.tab}-script-{number}-arg-{i}"))
+            controls[title] = [(arg, script_arg_control(arg, f"{form.tab}_script_{number}_arg_{i}"))
                                for i, arg in enumerate(args)]
         groups.append(group)
     if groups:
@@ -298,9 +298,9 @@ def build_alwayson_controls(form: Form, scripts: Any, is_img2img: bool) -> None:
         if not args:
             form.alwayson[script.title()] = []
             continue
-        with gr.Accordion(script.title(), open=False, elem_id=f"{form.tab}-alwayson-{number}"):
+        with gr.Accordion(script.title(), open=False, elem_id=f"{form.tab}_alwayson_{number}"):
             form.alwayson[script.title()] = [
-                (arg, script_arg_control(arg, f"{form.tab}-alwayson-{number}-arg-{i}")) for i, arg in enumerate(args)]
+                (arg, script_arg_control(arg, f"{form.tab}_alwayson_{number}_arg_{i}")) for i, arg in enumerate(args)]
 
 
 def add_rendered_scripts(form: Form, rendered: Sequence[Any]) -> None:

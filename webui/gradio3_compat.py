@@ -16,8 +16,6 @@ imported and their ``ui()`` is built, and adds only what Gradio 3 had and later 
 - ``gr.Image(source=..., tool=..., shape=..., brush_radius=...)``: ``source`` becomes
   ``sources=[source]``; constructor keywords a component no longer takes are dropped, as A1111's
   own Gradio layer drops them (``tooltip`` included);
-- every component and layout gets the CSS class ``gradio-<kind>`` (``gradio-button``,
-  ``gradio-dropdown``...) that A1111 adds and extensions' styles and scripts select on;
 - component hooks: ``script_callbacks.on_before_component``/``on_after_component`` callbacks, and
   the ``before_component``/``after_component`` methods (and ``on_before_component(callback,
   elem_id=...)`` registrations) of the scripts of the tab being built (``building_tab``), are
@@ -65,7 +63,6 @@ def install() -> None:
         if "__init__" in vars(cls):
             cls.__init__ = _forgiving_init(cls.__init__)
     Component.__init__ = _hooked_component_init(Component.__init__)
-    BlockContext.__init__ = _classed_layout_init(BlockContext.__init__)
     gr.Box = gr.Group
     gr.Variable = gr.State
     setattr(gr, _MARK, True)
@@ -169,33 +166,11 @@ def _hooked_component_init(init: Callable) -> Callable:
         _scripts_hook("before_component", self, kwargs)
         script_callbacks.before_component_callback(self, **kwargs)
         init(self, *args, **kwargs)
-        _add_kind_class(self)
         script_callbacks.after_component_callback(self, **kwargs)
         _scripts_hook("after_component", self, kwargs)
 
     hooked._component_hooks = True  # type: ignore[attr-defined]
     return hooked
-
-
-def _classed_layout_init(init: Callable) -> Callable:
-    if getattr(init, "_component_hooks", False):
-        return init
-
-    @functools.wraps(init)
-    def classed(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        _add_kind_class(self)
-
-    classed._component_hooks = True  # type: ignore[attr-defined]
-    return classed
-
-
-def _add_kind_class(block: Any) -> None:
-    kind = f"gradio-{block.get_block_name()}"
-    classes = block.elem_classes if isinstance(block.elem_classes, list) else (
-        [block.elem_classes] if block.elem_classes else [])
-    if kind not in classes:
-        block.elem_classes = [kind, *classes]
 
 
 def _scripts_hook(method: str, component: Any, kwargs: dict) -> None:

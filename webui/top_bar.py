@@ -32,15 +32,15 @@ def error_text(error: BaseException) -> str:
 
 def build_top_bar(runtime: Runtime, page_load: PageLoad | None = None) -> gr.Dropdown:
     """The picker row; returns the checkpoint dropdown so the tabs can follow a switch."""
-    with gr.Row(elem_id="top-bar"):
+    with gr.Row(elem_id="quicksettings"):
         checkpoint = gr.Dropdown(
             choices=checkpoint_titles(runtime), value=current_title(runtime),
-            label="Stable Diffusion checkpoint", elem_id="sd-checkpoint", interactive=True,
+            label="Stable Diffusion checkpoint", elem_id="setting_sd_model_checkpoint", interactive=True,
         )
-        refresh = gr.Button("🔄", elem_id="refresh-checkpoints", scale=0, min_width=40)
+        refresh = gr.Button("🔄", elem_id="refresh_sd_model_checkpoint", scale=0, min_width=40)
         vae = gr.Dropdown(choices=vae_choices(runtime), value=runtime.options.current.sd_vae, label="SD VAE",
-                          elem_id="sd-vae", interactive=True)
-    status = gr.Markdown(_status_text(runtime), elem_id="checkpoint-status")
+                          elem_id="setting_sd_vae", interactive=True)
+    status = gr.Markdown(_status_text(runtime), elem_id="checkpoint_status")
 
     def switch(title: str, progress: gr.Progress = gr.Progress()) -> tuple[dict, str]:
         progress(0, desc=f"Loading {title}")

@@ -129,7 +129,10 @@ def import_file(path: Path, name: str, extra_path: Path) -> ModuleType:
     module.__file__ = str(path)
     sys.path.insert(0, str(extra_path))
     try:
-        exec(compile(source, str(path), "exec"), module.__dict__)
+        # dont_inherit: this file's `from __future__ import annotations` must not reach the extension's
+        # code (it would turn its annotations into strings, and FastAPI then reads a locally defined
+        # pydantic body model as a query parameter).
+        exec(compile(source, str(path), "exec", dont_inherit=True), module.__dict__)
     finally:
         if str(extra_path) in sys.path:
             sys.path.remove(str(extra_path))

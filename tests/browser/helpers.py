@@ -20,7 +20,7 @@ def open_page(page, url: str) -> None:
 
 def wait_until_ready(page) -> None:
     """Until the page's load-time values (settings, UI defaults) have arrived, so none overwrites what a test types."""
-    page.wait_for_selector("#txt2img-prompt textarea", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#txt2img_prompt textarea", timeout=TIMEOUT_MS)
     page.wait_for_selector("body[data-sd-ready]", state="attached", timeout=TIMEOUT_MS)
 
 
@@ -47,10 +47,10 @@ def choose_radio(page, elem_id: str, label: str) -> None:
 
 
 def small_txt2img(page, prompt: str, steps: int = 3, size: int = 64) -> None:
-    page.fill("#txt2img-prompt textarea", prompt)
-    set_number(page, "txt2img-steps", steps)
-    set_number(page, "txt2img-width", size)
-    set_number(page, "txt2img-height", size)
+    page.fill("#txt2img_prompt textarea", prompt)
+    set_number(page, "txt2img_steps", steps)
+    set_number(page, "txt2img_width", size)
+    set_number(page, "txt2img_height", size)
 
 
 def wait_for_text(page, selector: str, text: str, timeout_ms: int = TIMEOUT_MS) -> str:
@@ -69,12 +69,12 @@ def wait_for_text(page, selector: str, text: str, timeout_ms: int = TIMEOUT_MS) 
 
 
 def gallery_image_count(page, tab: str) -> int:
-    return page.locator(f"#{tab}-gallery img").count()
+    return page.locator(f"#{tab}_gallery img").count()
 
 
 def first_gallery_image(page, tab: str) -> Image.Image:
     """The first image the tab's gallery shows, as the server sent it (metadata included)."""
-    return fetch_image(page.locator(f"#{tab}-gallery img").first.get_attribute("src"))
+    return fetch_image(page.locator(f"#{tab}_gallery img").first.get_attribute("src"))
 
 
 def fetch_image(url: str) -> Image.Image:

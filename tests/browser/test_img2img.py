@@ -11,6 +11,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.conftest import screenshot
 from tests.browser.helpers import first_gallery_image, open_page, open_tab, set_number, wait_for_text, write_png
+from webui.tabs.img2img import EDITOR_IDS
 
 pytestmark = pytest.mark.browser
 
@@ -25,22 +26,22 @@ def pattern_image(size: int = 64) -> Image.Image:
 
 
 def small_img2img(page, prompt: str) -> None:
-    page.fill("#img2img-prompt textarea", prompt)
-    set_number(page, "img2img-steps", 4)
-    set_number(page, "img2img-width", 64)
-    set_number(page, "img2img-height", 64)
+    page.fill("#img2img_prompt textarea", prompt)
+    set_number(page, "img2img_steps", 4)
+    set_number(page, "img2img_width", 64)
+    set_number(page, "img2img_height", 64)
 
 
 def test_img2img_from_an_uploaded_image(server, page, tmp_path: Path) -> None:
     source = write_png(tmp_path / "source.png", pattern_image())
     open_page(page, server.url)
     open_tab(page, "img2img")
-    page.set_input_files("#img2img-image input[type=file]", str(source))
-    page.locator("#img2img-image img").first.wait_for()
+    page.set_input_files("#img2img_image input[type=file]", str(source))
+    page.locator("#img2img_image img").first.wait_for()
     small_img2img(page, "a striped wall")
-    set_number(page, "img2img-denoising", 0.5)
-    page.click("#img2img-generate")
-    infotext = wait_for_text(page, "#img2img-infotext textarea", "Denoising strength: 0.5")
+    set_number(page, "img2img_denoising_strength", 0.5)
+    page.click("#img2img_generate")
+    infotext = wait_for_text(page, "#html_info_img2img textarea", "Denoising strength: 0.5")
     assert infotext.startswith("a striped wall\nSteps: 4,") and "Size: 64x64" in infotext
     shown = first_gallery_image(page, "img2img")
     assert shown.size == (64, 64) and shown.info["parameters"] == infotext
@@ -49,8 +50,8 @@ def test_img2img_from_an_uploaded_image(server, page, tmp_path: Path) -> None:
 def test_img2img_without_an_image_says_so(server, page) -> None:
     open_page(page, server.url)
     open_tab(page, "img2img")
-    page.click("#img2img-generate")
-    message = wait_for_text(page, "#img2img-status", "Not generated")
+    page.click("#img2img_generate")
+    message = wait_for_text(page, "#html_log_img2img", "Not generated")
     assert "init_images" in message and "upload an image" in message
 
 
@@ -63,16 +64,16 @@ def test_inpaint_upload_repaints_only_the_masked_half(server, page, tmp_path: Pa
     open_page(page, server.url)
     open_tab(page, "img2img")
     open_tab(page, "Inpaint upload")
-    page.locator("#img2img-mask-blur").wait_for()  # the inpaint controls appear in inpaint modes
-    page.set_input_files("#img2img-upload-image input[type=file]", str(source))
-    page.set_input_files("#img2img-upload-mask input[type=file]", str(mask_file))
-    page.locator("#img2img-upload-image img").first.wait_for()
-    page.locator("#img2img-upload-mask img").first.wait_for()
+    page.locator("#img2img_mask_blur").wait_for()  # the inpaint controls appear in inpaint modes
+    page.set_input_files("#img_inpaint_base input[type=file]", str(source))
+    page.set_input_files("#img_inpaint_mask input[type=file]", str(mask_file))
+    page.locator("#img_inpaint_base img").first.wait_for()
+    page.locator("#img_inpaint_mask img").first.wait_for()
     small_img2img(page, "a red brick")
-    set_number(page, "img2img-mask-blur", 0)
-    set_number(page, "img2img-denoising", 1)
-    page.click("#img2img-generate")
-    infotext = wait_for_text(page, "#img2img-infotext textarea", "Mask blur: 0")
+    set_number(page, "img2img_mask_blur", 0)
+    set_number(page, "img2img_denoising_strength", 1)
+    page.click("#img2img_generate")
+    infotext = wait_for_text(page, "#html_info_img2img textarea", "Mask blur: 0")
     assert "Denoising strength: 1" in infotext
     result = np.asarray(first_gallery_image(page, "img2img").convert("RGB"))
     kept = np.asarray(original)
@@ -103,8 +104,9 @@ def paint_stroke(page, mode: str, source: Path) -> None:
     """Upload ``source`` into the mode's editor and paint a stroke down the picture's left part."""
     open_tab(page, "img2img")
     open_tab(page, {"inpaint": "Inpaint", "inpaint_sketch": "Inpaint sketch"}[mode])
-    upload_into_editor(page, f"#img2img-{mode}-editor", source)
-    canvas = page.locator(f"#img2img-{mode}-editor canvas").first
+    editor = f"#{EDITOR_IDS[mode]}"
+    upload_into_editor(page, editor, source)
+    canvas = page.locator(f"{editor} canvas").first
     page.wait_for_timeout(500)
     box = canvas.bounding_box()
     left = box["x"] + box["width"] / 2 - box["height"] * 0.4  # the picture sits centred in the canvas
@@ -122,9 +124,9 @@ def test_inpaint_with_a_painted_mask(server, page, tmp_path: Path, mode: str) ->
     open_page(page, server.url)
     paint_stroke(page, mode, source)
     small_img2img(page, "paint over")
-    set_number(page, "img2img-denoising", 1)
-    page.click("#img2img-generate")
-    infotext = wait_for_text(page, "#img2img-infotext textarea", "Mask blur: 4")
+    set_number(page, "img2img_denoising_strength", 1)
+    page.click("#img2img_generate")
+    infotext = wait_for_text(page, "#html_info_img2img textarea", "Mask blur: 4")
     assert "Denoising strength: 1" in infotext
     result = np.asarray(first_gallery_image(page, "img2img").convert("RGB"))
     kept = np.asarray(original)

@@ -26,16 +26,16 @@ def test_a_setting_takes_effect_and_persists_after_a_restart(browser, page, tmp_
     try:
         open_page(page, server.url)
         open_tab(page, "Settings")
-        choose_radio(page, "setting-samples_format", "jpg")
-        set_number(page, "setting-jpeg_quality", 90)
-        page.click("#settings-apply")
-        message = wait_for_text(page, "#settings-message", "changed")
+        choose_radio(page, "setting_samples_format", "jpg")
+        set_number(page, "setting_jpeg_quality", 90)
+        page.click("#settings_submit")
+        message = wait_for_text(page, "#settings_result", "changed")
         assert "jpeg_quality" in message and "samples_format" in message
         assert json.loads((tmp_path / "config.json").read_text())["samples_format"] == "jpg"
         open_tab(page, "txt2img")
         small_txt2img(page, "a saved jpeg", steps=2)
-        page.click("#txt2img-generate")
-        infotext = wait_for_text(page, "#txt2img-infotext textarea", "Steps: 2")
+        page.click("#txt2img_generate")
+        infotext = wait_for_text(page, "#html_info_txt2img textarea", "Steps: 2")
         saved = list((tmp_path / "outputs" / "txt2img-images").rglob("*.*"))
         assert [p.suffix for p in saved] == [".jpg"] and read_infotext(saved[0]) == infotext
     finally:
@@ -45,8 +45,8 @@ def test_a_setting_takes_effect_and_persists_after_a_restart(browser, page, tmp_
         again = browser.new_page(viewport={"width": 1400, "height": 1000})
         open_page(again, restarted.url)
         open_tab(again, "Settings")
-        assert again.locator("#setting-samples_format input[value='jpg']").is_checked()
-        assert again.locator("#setting-jpeg_quality input[type=number]").input_value() == "90"
+        assert again.locator("#setting_samples_format input[value='jpg']").is_checked()
+        assert again.locator("#setting_jpeg_quality input[type=number]").input_value() == "90"
         screenshot(again, "settings-after-restart")
         again.close()
     finally:
@@ -55,17 +55,17 @@ def test_a_setting_takes_effect_and_persists_after_a_restart(browser, page, tmp_
 
 def test_switching_checkpoints_in_the_dropdown(server, page) -> None:
     open_page(page, server.url)
-    choose(page, "sd-checkpoint", "tiny-b.safetensors")
-    wait_for_text(page, "#checkpoint-status", "Loaded tiny-b.safetensors")
-    choose(page, "sd-checkpoint", "zz-broken.safetensors")
-    status = wait_for_text(page, "#checkpoint-status", "Checkpoint not changed")
+    choose(page, "setting_sd_model_checkpoint", "tiny-b.safetensors")
+    wait_for_text(page, "#checkpoint_status", "Loaded tiny-b.safetensors")
+    choose(page, "setting_sd_model_checkpoint", "zz-broken.safetensors")
+    status = wait_for_text(page, "#checkpoint_status", "Checkpoint not changed")
     assert "zz-broken.safetensors" in status
-    assert page.locator("#sd-checkpoint input").first.input_value().startswith("tiny-b.safetensors [")
+    assert page.locator("#setting_sd_model_checkpoint input").first.input_value().startswith("tiny-b.safetensors [")
     small_txt2img(page, "after a switch", steps=2)
-    page.click("#txt2img-generate")
-    assert "Model: tiny-b" in wait_for_text(page, "#txt2img-infotext textarea", "Steps: 2")
-    choose(page, "sd-checkpoint", "tiny-a.safetensors")
-    wait_for_text(page, "#checkpoint-status", "Loaded tiny-a.safetensors")
+    page.click("#txt2img_generate")
+    assert "Model: tiny-b" in wait_for_text(page, "#html_info_txt2img textarea", "Steps: 2")
+    choose(page, "setting_sd_model_checkpoint", "tiny-a.safetensors")
+    wait_for_text(page, "#checkpoint_status", "Loaded tiny-a.safetensors")
 
 
 def test_gradio_auth_asks_for_a_login_and_the_theme_is_forced(browser, tmp_path: Path, data_dir: Path) -> None:
@@ -79,7 +79,7 @@ def test_gradio_auth_asks_for_a_login_and_the_theme_is_forced(browser, tmp_path:
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(server.url)
         page.locator("input[type=password]").wait_for(timeout=TIMEOUT_MS)
-        assert page.locator("#txt2img-prompt").count() == 0
+        assert page.locator("#txt2img_prompt").count() == 0
         screenshot(page, "login-page")
         wrong = urllib.parse.urlencode({"username": "alice", "password": "wrong"}).encode()
         with pytest.raises(urllib.error.HTTPError) as rejected:

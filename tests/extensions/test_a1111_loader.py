@@ -179,3 +179,14 @@ def test_install_py_runs_with_launch_importable_and_a_failure_is_reported(tmp_pa
     extension = loader.Extension("bad", bad)
     assert not loader.run_install(extension, report=said.append)
     assert "exited with 3" in extension.errors[0] and extension.enabled
+
+
+def test_extension_code_keeps_its_own_annotation_semantics(tmp_path):
+    """The loader's own ``from __future__ import annotations`` must not leak into an extension:
+    FastAPI reads the annotation of a route defined inside a function (tagcomplete's
+    ``body: UseCountListRequest``) as the class itself, not as a string it cannot resolve."""
+    script = tmp_path / "annotated.py"
+    script.write_text("def make():\n    class Body:\n        pass\n    def route(body: Body):\n        pass\n"
+                      "    return Body, route\n\nBODY, ROUTE = make()\n", encoding="utf-8")
+    module = loader.import_file(script, "annotated_ext_script", tmp_path)
+    assert module.ROUTE.__annotations__["body"] is module.BODY

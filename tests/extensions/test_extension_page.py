@@ -133,3 +133,12 @@ def _ancestors(node: dict, target: int) -> list[int] | None:
         if found is not None:
             return [node.get("id"), *found]
     return None
+
+
+def test_file_route_serves_an_extensions_own_files_as_a1111_does(client, tmp_path):
+    """A1111 extensions' scripts fetch ``file=<path>`` (tagcomplete reads its tag lists so); a cache-
+    busting query is ignored, and a file outside the extensions is not served."""
+    css = tmp_path / "extensions" / "page-ext" / "style.css"
+    answer = client.get(f"/file={css}?1712345678")
+    assert answer.status_code == 200 and answer.text == css.read_text(encoding="utf-8")
+    assert client.get(f"/file={tmp_path / 'extension-settings.json'}").status_code == 404

@@ -58,7 +58,7 @@ def test_serves_the_page_with_the_checkpoint_listed(server) -> None:
     assert page.lstrip().lower().startswith("<!doctype html>")
     config = json.loads(wait_for(url + "/config", process))
     assert config["title"] == "Stable Diffusion"
-    dropdowns = [c["props"] for c in config["components"] if c.get("props", {}).get("elem_id") == "sd-checkpoint"]
+    dropdowns = [c["props"] for c in config["components"] if c.get("props", {}).get("elem_id") == "setting_sd_model_checkpoint"]
     assert len(dropdowns) == 1
     choices = [choice[0] if isinstance(choice, list) else choice for choice in dropdowns[0]["choices"]]
     assert len(choices) == 1 and choices[0].startswith("tiny.safetensors [") and choices[0].endswith("]")

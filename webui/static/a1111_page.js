@@ -51,9 +51,12 @@
   };
   window.opts = window.opts || {};
 
-  // A1111 fires onUiLoaded once the txt2img prompt exists.
+  // A1111 fires onUiLoaded once the txt2img prompt exists, when Gradio 3 has built the whole page.
+  // Gradio 6 builds it piece by piece, so also wait for the page's load event to have answered
+  // (body[data-sd-ready], set by webui/tabs/page_load.py): by then every control is in the page.
   function pageIsBuilt() {
-    return gradioApp().querySelector("#txt2img-prompt textarea, #txt2img_prompt textarea") !== null;
+    return document.body !== null && document.body.dataset.sdReady !== undefined
+      && gradioApp().querySelector("#txt2img_prompt textarea") !== null;
   }
   const observer = new MutationObserver(function (mutations) {
     if (!loaded && pageIsBuilt()) {
@@ -72,7 +75,8 @@
   });
   // Gradio may add the page head after DOMContentLoaded: observe now when the document is ready.
   function start() {
-    observer.observe(document.documentElement, { childList: true, subtree: true });
+    observer.observe(document.documentElement,
+      { childList: true, subtree: true, attributes: true, attributeFilter: ["data-sd-ready"] });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

@@ -6,7 +6,7 @@
   const baseTitle = () => document.title.replace(/^\[[^\]]*\]\s*/, "");
 
   function box(tab) {
-    return document.getElementById(tab + "-progress-box");
+    return document.getElementById(tab + "_progress_box");
   }
 
   function formatEta(seconds) {
@@ -92,13 +92,13 @@
 
   // Ctrl+Enter generates, Alt+Enter skips, Esc interrupts (A1111's keys) in the prompt boxes.
   document.addEventListener("keydown", function (event) {
-    const area = event.target.closest && event.target.closest("[id$='-prompt'], [id$='-negative-prompt']");
+    const area = event.target.closest && event.target.closest("[id$='_prompt'], [id$='_neg_prompt']");
     if (!area) return;
     const tab = area.id.startsWith("img2img") ? "img2img" : "txt2img";
     const button = (event.ctrlKey || event.metaKey) && event.key === "Enter" ? "generate"
       : event.altKey && event.key === "Enter" ? "skip" : event.key === "Escape" ? "interrupt" : null;
     if (!button) return;
-    const element = document.getElementById(`${tab}-${button}`);
+    const element = document.getElementById(`${tab}_${button}`);
     if (element) {
       event.preventDefault();
       element.click();

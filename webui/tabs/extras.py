@@ -97,39 +97,39 @@ def build_extras_tab(runtime: Runtime) -> None:
     with gr.Row():
         with gr.Column():
             source = gr.State(SOURCES[0])
-            with gr.Tabs(elem_id="extras-source"):
-                with gr.Tab("Single Image", elem_id="extras-single") as single:
+            with gr.Tabs(elem_id="mode_extras"):
+                with gr.Tab("Single Image", elem_id="extras_single_tab") as single:
                     image = gr.Image(type="filepath", label="Source", sources=["upload", "clipboard"], height=360,
-                                     elem_id="extras-image")
-                with gr.Tab("Batch Process", elem_id="extras-batch") as batch:
-                    files = gr.File(label="Images", file_count="multiple", file_types=["image"], elem_id="extras-files")
-                with gr.Tab("Batch from Directory", elem_id="extras-directory") as directory:
-                    input_dir = gr.Textbox(label="Input directory", elem_id="extras-input-dir")
-                    output_dir = gr.Textbox(label="Output directory (empty: outputs/extras-images)", elem_id="extras-output-dir")
-                    show_results = gr.Checkbox(True, label="Show result images", elem_id="extras-show-results")
+                                     elem_id="extras_image")
+                with gr.Tab("Batch Process", elem_id="extras_batch_process_tab") as batch:
+                    files = gr.File(label="Images", file_count="multiple", file_types=["image"], elem_id="extras_image_batch")
+                with gr.Tab("Batch from Directory", elem_id="extras_batch_directory_tab") as directory:
+                    input_dir = gr.Textbox(label="Input directory", elem_id="extras_batch_input_dir")
+                    output_dir = gr.Textbox(label="Output directory (empty: outputs/extras-images)", elem_id="extras_batch_output_dir")
+                    show_results = gr.Checkbox(True, label="Show result images", elem_id="extras_show_extras_results")
             for tab, name in ((single, SOURCES[0]), (batch, SOURCES[1]), (directory, SOURCES[2])):
                 tab.select(lambda n=name: n, outputs=source, queue=False, show_progress="hidden")
             resize_mode = gr.State(0)
-            with gr.Tabs(elem_id="extras-resize-mode"):
-                with gr.Tab("Scale by", elem_id="extras-scale-by") as scale_by:
-                    upscaling_resize = gr.Slider(1.0, 8.0, value=4, step=0.05, label="Resize", elem_id="extras-resize")
-                    max_side_length = gr.Number(0, label="Max side length (0 = no limit)", precision=0, elem_id="extras-max-side")
-                with gr.Tab("Scale to", elem_id="extras-scale-to") as scale_to:
-                    upscaling_resize_w = gr.Slider(64, 8192, value=512, step=8, label="Width", elem_id="extras-resize-w")
-                    upscaling_resize_h = gr.Slider(64, 8192, value=512, step=8, label="Height", elem_id="extras-resize-h")
-                    upscaling_crop = gr.Checkbox(True, label="Crop to fit", elem_id="extras-crop")
+            with gr.Tabs(elem_id="extras_resize_mode"):
+                with gr.Tab("Scale by", elem_id="extras_scale_by_tab") as scale_by:
+                    upscaling_resize = gr.Slider(1.0, 8.0, value=4, step=0.05, label="Resize", elem_id="extras_upscaling_resize")
+                    max_side_length = gr.Number(0, label="Max side length (0 = no limit)", precision=0, elem_id="extras_upscale_max_side_length")
+                with gr.Tab("Scale to", elem_id="extras_scale_to_tab") as scale_to:
+                    upscaling_resize_w = gr.Slider(64, 8192, value=512, step=8, label="Width", elem_id="extras_upscaling_resize_w")
+                    upscaling_resize_h = gr.Slider(64, 8192, value=512, step=8, label="Height", elem_id="extras_upscaling_resize_h")
+                    upscaling_crop = gr.Checkbox(True, label="Crop to fit", elem_id="extras_upscaling_crop")
             scale_by.select(lambda: 0, outputs=resize_mode, queue=False, show_progress="hidden")
             scale_to.select(lambda: 1, outputs=resize_mode, queue=False, show_progress="hidden")
-            upscaler_1 = gr.Dropdown(names, value=names[0], label="Upscaler 1", elem_id="extras-upscaler-1")
+            upscaler_1 = gr.Dropdown(names, value=names[0], label="Upscaler 1", elem_id="extras_upscaler_1")
             with gr.Row():
-                upscaler_2 = gr.Dropdown(names, value=names[0], label="Upscaler 2", elem_id="extras-upscaler-2")
+                upscaler_2 = gr.Dropdown(names, value=names[0], label="Upscaler 2", elem_id="extras_upscaler_2")
                 upscaler_2_visibility = gr.Slider(0.0, 1.0, value=0.0, step=0.001, label="Upscaler 2 visibility",
-                                                  elem_id="extras-upscaler-2-visibility")
-            run_button = gr.Button("Generate", variant="primary", elem_id="extras-generate")
+                                                  elem_id="extras_upscaler_2_visibility")
+            run_button = gr.Button("Generate", variant="primary", elem_id="extras_generate")
         with gr.Column():
-            message = gr.Markdown(elem_id="extras-message")
-            gallery = gr.Gallery(label="Result", elem_id="extras-gallery", height=420)
-            info = gr.HTML(elem_id="extras-html-info")
+            message = gr.Markdown(elem_id="html_log_extras")
+            gallery = gr.Gallery(label="Result", elem_id="extras_gallery", height=420)
+            info = gr.HTML(elem_id="html_info_extras")
     inputs = {"source": source, "image": image, "files": files, "input_dir": input_dir, "output_dir": output_dir,
               "show_results": show_results, "resize_mode": resize_mode, "upscaling_resize": upscaling_resize,
               "max_side_length": max_side_length, "upscaling_resize_w": upscaling_resize_w,

@@ -27,6 +27,11 @@ from webui.tabs.toprow import build_top_row
 MODES = ("img2img", "sketch", "inpaint", "inpaint_sketch", "inpaint_upload", "batch")
 MODE_LABELS = ("img2img", "Sketch", "Inpaint", "Inpaint sketch", "Inpaint upload", "Batch")
 INPAINT_MODES = frozenset({"inpaint", "inpaint_sketch", "inpaint_upload"})
+# A1111 v1.10.1's element ids (modules/ui.py), which extensions' scripts and styles look up.
+MODE_TAB_IDS = {"img2img": "img2img_img2img_tab", "sketch": "img2img_img2img_sketch_tab",
+                "inpaint": "img2img_inpaint_tab", "inpaint_sketch": "img2img_inpaint_sketch_tab",
+                "inpaint_upload": "img2img_inpaint_upload_tab", "batch": "img2img_batch_tab"}
+EDITOR_IDS = {"sketch": "img2img_sketch", "inpaint": "img2maskimg", "inpaint_sketch": "inpaint_sketch"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 RESIZE_CHOICES = ("Resize to", "Resize by")
 
@@ -119,11 +124,11 @@ def batch_mask(mask_dir: str, image_file: Path) -> Image.Image | None:
 # ----- components -----
 
 def build_mode_inputs() -> Img2ImgInputs:
-    mode = gr.Textbox("img2img", visible=False, elem_id="img2img-mode")
+    mode = gr.Textbox("img2img", visible=False, elem_id="img2img_mode")
     images: dict[str, Any] = {}
-    with gr.Tabs(elem_id="img2img-modes", selected="img2img") as mode_tabs:
+    with gr.Tabs(elem_id="mode_img2img", selected="img2img") as mode_tabs:
         for name, label in zip(MODES, MODE_LABELS):
-            with gr.Tab(label, id=name, elem_id=f"img2img-mode-{name}") as tab:
+            with gr.Tab(label, id=name, elem_id=MODE_TAB_IDS[name]) as tab:
                 _build_mode(name, images)
             tab.select(lambda n=name: n, outputs=mode, queue=False, show_progress="hidden")
     return Img2ImgInputs(mode, mode_tabs, images)
@@ -132,50 +137,50 @@ def build_mode_inputs() -> Img2ImgInputs:
 def _build_mode(name: str, images: dict[str, Any]) -> None:
     if name == "img2img":
         images["image"] = gr.Image(type="pil", label="Image for img2img", image_mode="RGBA", height=360,
-                                   sources=["upload", "clipboard"], elem_id="img2img-image")
+                                   sources=["upload", "clipboard"], elem_id="img2img_image")
     elif name in ("sketch", "inpaint", "inpaint_sketch"):
         brush = gr.Brush(colors=["#ffffff"], color_mode="fixed") if name == "inpaint" else gr.Brush()
         images[name] = gr.ImageEditor(type="pil", label=f"Image for {name.replace('_', ' ')}", height=360,
-                                      sources=["upload", "clipboard"], brush=brush, elem_id=f"img2img-{name}-editor")
+                                      sources=["upload", "clipboard"], brush=brush, elem_id=EDITOR_IDS[name])
     elif name == "inpaint_upload":
         images["upload_image"] = gr.Image(type="pil", label="Image", sources=["upload", "clipboard"], height=300,
-                                          elem_id="img2img-upload-image")
+                                          elem_id="img_inpaint_base")
         images["upload_mask"] = gr.Image(type="pil", label="Mask", image_mode="L", sources=["upload", "clipboard"],
-                                         height=300, elem_id="img2img-upload-mask")
+                                         height=300, elem_id="img_inpaint_mask")
     else:
         gr.Markdown("Process every image in a folder on the server. Masks (inpaint) are looked up by file name.")
-        images["input_dir"] = gr.Textbox(label="Input directory", elem_id="img2img-batch-input")
+        images["input_dir"] = gr.Textbox(label="Input directory", elem_id="img2img_batch_input_dir")
         images["output_dir"] = gr.Textbox(label="Output directory (empty = the usual img2img folder)",
-                                          elem_id="img2img-batch-output")
-        images["mask_dir"] = gr.Textbox(label="Inpaint batch mask directory (optional)", elem_id="img2img-batch-masks")
+                                          elem_id="img2img_batch_output_dir")
+        images["mask_dir"] = gr.Textbox(label="Inpaint batch mask directory (optional)", elem_id="img2img_batch_inpaint_mask_dir")
 
 
 def build_img2img_controls(form: Form, options) -> gr.Group:
     form.add("resize_mode", gr.Radio(list(RESIZE_MODE_LABELS), value=RESIZE_MODE_LABELS[0], label="Resize mode",
-                                     elem_id="img2img-resize-mode"))
+                                     elem_id="resize_mode"))
     build_sampler_controls(form, options)
     resize_by = form.add("resize_by", gr.Radio(list(RESIZE_CHOICES), value=RESIZE_CHOICES[0], show_label=False,
-                                               elem_id="img2img-resize-choice"))
+                                               elem_id="img2img_resize_choice"))
     with gr.Group() as size_group:
         build_size_controls(form)
     with gr.Group(visible=False) as scale_group:
-        form.add("scale_by", gr.Slider(0.05, 4, value=1, step=0.05, label="Scale", elem_id="img2img-scale-by"))
+        form.add("scale_by", gr.Slider(0.05, 4, value=1, step=0.05, label="Scale", elem_id="img2img_scale"))
     resize_by.change(lambda c: (gr.update(visible=c == RESIZE_CHOICES[0]), gr.update(visible=c == RESIZE_CHOICES[1])),
                      inputs=resize_by, outputs=[size_group, scale_group], queue=False, show_progress="hidden")
     build_batch_and_cfg(form, options)
     form.add("denoising_strength", gr.Slider(0, 1, value=0.75, step=0.01, label="Denoising strength",
-                                             elem_id="img2img-denoising"))
-    with gr.Group(visible=False, elem_id="img2img-inpaint-controls") as inpaint_group:
-        form.add("mask_blur", gr.Slider(0, 64, value=4, step=1, label="Mask blur", elem_id="img2img-mask-blur"))
+                                             elem_id="img2img_denoising_strength"))
+    with gr.Group(visible=False, elem_id="inpaint_controls") as inpaint_group:
+        form.add("mask_blur", gr.Slider(0, 64, value=4, step=1, label="Mask blur", elem_id="img2img_mask_blur"))
         form.add("inpainting_mask_invert", gr.Radio(list(MASK_MODE_LABELS), value=MASK_MODE_LABELS[0], label="Mask mode",
-                                                    elem_id="img2img-mask-mode"))
+                                                    elem_id="img2img_mask_mode"))
         form.add("inpainting_fill", gr.Radio(list(MASKED_CONTENT_LABELS), value="original", label="Masked content",
-                                             elem_id="img2img-masked-content"))
+                                             elem_id="img2img_inpainting_fill"))
         with gr.Row():
             form.add("inpaint_full_res", gr.Radio(list(INPAINT_AREA_LABELS), value=INPAINT_AREA_LABELS[0],
-                                                  label="Inpaint area", elem_id="img2img-inpaint-area"))
+                                                  label="Inpaint area", elem_id="img2img_inpaint_full_res"))
             form.add("inpaint_full_res_padding", gr.Slider(0, 256, value=32, step=4, label="Only masked padding, pixels",
-                                                           elem_id="img2img-inpaint-padding"))
+                                                           elem_id="img2img_inpaint_full_res_padding"))
     return inpaint_group
 
 
@@ -184,17 +189,18 @@ def build_img2img_tab(blocks: gr.Blocks, runtime: Runtime, tokenizer) -> tuple[G
     form = Form("img2img")
     top = build_top_row(form, tokenizer, runtime.config.styles_file, runtime.prompt_options)
     with gr.Row():
-        with gr.Column(scale=1, elem_id="img2img-settings"):
+        with gr.Column(scale=1, elem_id="img2img_settings"):
             inputs = build_mode_inputs()
             inpaint_group = build_img2img_controls(form, options)
             reuse_seed, reuse_subseed = build_seed_controls(form)
-            script_controls = build_script_controls(form, runtime.scripts, is_img2img=True)
-            add_rendered_scripts(form, add_alwayson_script_uis(is_img2img=True))
+            with gr.Column(elem_id="img2img_script_container"):  # A1111's home of the scripts' controls
+                script_controls = build_script_controls(form, runtime.scripts, is_img2img=True)
+                add_rendered_scripts(form, add_alwayson_script_uis(is_img2img=True))
         with gr.Column(scale=1):
             panel = build_output_panel("img2img", runtime.config.outputs_dir)
     inputs.mode.change(lambda m: gr.update(visible=m in INPAINT_MODES), inputs=inputs.mode, outputs=inpaint_group,
                        queue=False, show_progress="hidden")
-    tab = GenerationTab(form, top, panel, gr.Textbox(visible=False, elem_id="img2img-job-ids"))
+    tab = GenerationTab(form, top, panel, gr.Textbox(visible=False, elem_id="img2img_job_ids"))
     image_inputs = {inputs.mode, *inputs.images.values()}
 
     def build(named: dict[str, Any]) -> list[Submission]:

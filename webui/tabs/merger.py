@@ -92,23 +92,23 @@ def build_merger_tab(runtime: Runtime) -> MergerTab:
     gr.Markdown("A merged model is written to the first checkpoint folder as `.safetensors`, with its recipe "
                 "in the file's metadata.")
     with gr.Row():
-        primary = gr.Dropdown(titles, value=titles[0] if titles else None, label="Primary model (A)", elem_id="merger-primary")
-        secondary = gr.Dropdown([NO_MODEL, *titles], value=NO_MODEL, label="Secondary model (B)", elem_id="merger-secondary")
-        tertiary = gr.Dropdown([NO_MODEL, *titles], value=NO_MODEL, label="Tertiary model (C)", elem_id="merger-tertiary")
-        refresh = gr.Button("Refresh", elem_id="merger-refresh", scale=0)
-    custom_name = gr.Textbox(label="Custom Name (Optional)", elem_id="merger-custom-name")
+        primary = gr.Dropdown(titles, value=titles[0] if titles else None, label="Primary model (A)", elem_id="modelmerger_primary_model_name")
+        secondary = gr.Dropdown([NO_MODEL, *titles], value=NO_MODEL, label="Secondary model (B)", elem_id="modelmerger_secondary_model_name")
+        tertiary = gr.Dropdown([NO_MODEL, *titles], value=NO_MODEL, label="Tertiary model (C)", elem_id="modelmerger_tertiary_model_name")
+        refresh = gr.Button("Refresh", elem_id="modelmerger_refresh", scale=0)
+    custom_name = gr.Textbox(label="Custom Name (Optional)", elem_id="modelmerger_custom_name")
     multiplier = gr.Slider(0.0, 1.0, value=0.3, step=0.05, label="Multiplier (M) - set to 0 to get model A",
-                           elem_id="merger-multiplier")
+                           elem_id="modelmerger_interp_amount")
     method = gr.Radio([m.value for m in MergeMethod], value=MergeMethod.WEIGHTED_SUM.value,
-                      label="Interpolation Method", elem_id="merger-method")
+                      label="Interpolation Method", elem_id="modelmerger_interp_method")
     with gr.Row():
-        save_as_half = gr.Checkbox(label="Save as float16", elem_id="merger-half")
-        overwrite = gr.Checkbox(label="Overwrite an existing file of that name", elem_id="merger-overwrite")
-    bake_vae = gr.Dropdown(vaes, value=VAE_NONE, label="Bake in VAE", elem_id="merger-bake-vae")
+        save_as_half = gr.Checkbox(label="Save as float16", elem_id="modelmerger_save_as_half")
+        overwrite = gr.Checkbox(label="Overwrite an existing file of that name", elem_id="modelmerger_overwrite")
+    bake_vae = gr.Dropdown(vaes, value=VAE_NONE, label="Bake in VAE", elem_id="modelmerger_bake_in_vae")
     discard_weights = gr.Textbox(label="Discard weights with matching name", placeholder="a regular expression",
-                                 elem_id="merger-discard")
-    merge = gr.Button("Merge", variant="primary", elem_id="merger-merge")
-    result = gr.Markdown("", elem_id="merger-result")
+                                 elem_id="modelmerger_discard_weights")
+    merge = gr.Button("Merge", variant="primary", elem_id="modelmerger_merge")
+    result = gr.Markdown("", elem_id="modelmerger_result")
     tab = MergerTab(primary, secondary, tertiary, custom_name, multiplier, method, save_as_half, bake_vae,
                     discard_weights, overwrite, refresh, merge, result)
     _wire(runtime, tab)

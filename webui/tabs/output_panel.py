@@ -88,17 +88,17 @@ def open_folder(folder: Path) -> str:
 
 
 def build_output_panel(tab: str, outputs_dir: Path) -> OutputPanel:
-    gr.HTML(f'<div class="sd-progress" id="{tab}-progress-box"></div>', elem_id=f"{tab}-progress")
-    gallery = gr.Gallery(label="Output", format="png", columns=4, height=420, elem_id=f"{tab}-gallery",
+    gr.HTML(f'<div class="sd-progress" id="{tab}_progress_box"></div>', elem_id=f"{tab}_progress")
+    gallery = gr.Gallery(label="Output", format="png", columns=4, height=420, elem_id=f"{tab}_gallery",
                          interactive=False, buttons=["download", "fullscreen"])
     with gr.Row():
-        folder_button = gr.Button("📂", elem_id=f"{tab}-open-folder", min_width=40)
-        save = gr.Button("💾 Save", elem_id=f"{tab}-save", min_width=60)
-        send_img2img = gr.Button("🖼️ img2img", elem_id=f"{tab}-send-img2img", min_width=60)
-        send_inpaint = gr.Button("🎨️ inpaint", elem_id=f"{tab}-send-inpaint", min_width=60)
-    download = gr.File(label="Saved image", visible=False, elem_id=f"{tab}-download", interactive=False)
-    infotext = gr.Textbox(label="Generation info", lines=4, interactive=False, elem_id=f"{tab}-infotext")
-    status = gr.Markdown("", elem_id=f"{tab}-status")
+        folder_button = gr.Button("📂", elem_id=f"{tab}_open_folder", min_width=40)
+        save = gr.Button("💾 Save", elem_id=f"save_{tab}", min_width=60)
+        send_img2img = gr.Button("🖼️ img2img", elem_id=f"{tab}_send_to_img2img", min_width=60)
+        send_inpaint = gr.Button("🎨️ inpaint", elem_id=f"{tab}_send_to_inpaint", min_width=60)
+    download = gr.File(label="Saved image", visible=False, elem_id=f"download_files_{tab}", interactive=False)
+    infotext = gr.Textbox(label="Generation info", lines=4, interactive=False, elem_id=f"html_info_{tab}")
+    status = gr.Markdown("", elem_id=f"html_log_{tab}")
     results = gr.State([])
     selected = gr.State(0)
     panel = OutputPanel(tab, gallery, infotext, status, results, selected, send_img2img, send_inpaint, download)

@@ -40,14 +40,14 @@ def build_png_info_tab() -> PngInfoTab:
     with gr.Row():
         with gr.Column():
             image = gr.Image(type="filepath", label="Source", sources=["upload", "clipboard"], height=420,
-                             elem_id="pnginfo-image")
+                             elem_id="pnginfo_image")
         with gr.Column():
-            parameters = gr.Textbox(label="Parameters", lines=6, interactive=False, elem_id="pnginfo-parameters")
-            other = gr.Textbox(label="Other text chunks", lines=4, interactive=False, elem_id="pnginfo-other")
+            parameters = gr.Textbox(label="Parameters", lines=6, interactive=False, elem_id="pnginfo_generation_info")
+            other = gr.Textbox(label="Other text chunks", lines=4, interactive=False, elem_id="pnginfo_other")
             with gr.Row():
-                send_txt2img = gr.Button("Send to txt2img", elem_id="pnginfo-send-txt2img")
-                send_img2img = gr.Button("Send to img2img", elem_id="pnginfo-send-img2img")
-                send_inpaint = gr.Button("Send to inpaint", elem_id="pnginfo-send-inpaint")
+                send_txt2img = gr.Button("Send to txt2img", elem_id="txt2img_tab")
+                send_img2img = gr.Button("Send to img2img", elem_id="img2img_tab")
+                send_inpaint = gr.Button("Send to inpaint", elem_id="inpaint_tab")
     image.change(describe_file, inputs=image, outputs=[parameters, other], show_progress="hidden")
     return PngInfoTab(image, parameters, send_txt2img, send_img2img, send_inpaint)
 

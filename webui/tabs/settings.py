@@ -8,6 +8,7 @@ needs no restart.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Mapping
 
 import gradio as gr
@@ -117,8 +118,19 @@ def option_changes(current: Options, values: Mapping[str, Any]) -> dict[str, Any
     return changes
 
 
+def section_elem_id(section: str) -> str:
+    """A section's tab id in A1111's form, ``settings_<words joined by _>``."""
+    return "settings_" + re.sub(r"[^a-z0-9]+", "_", section.lower()).strip("_")
+
+
+def setting_elem_id(name: str) -> str:
+    """A1111's ``setting_<key>``; the VAE also sits in the top row (A1111's quicksettings), which owns
+    that id, so the copy here takes another one."""
+    return "settings_page_sd_vae" if name == "sd_vae" else f"setting_{name}"
+
+
 def _component(runtime: Runtime, name: str, label: str, value: Any):
-    elem_id = f"setting-{name}"
+    elem_id = setting_elem_id(name)
     if name == "sd_vae":
         return gr.Dropdown(vae_choices(runtime), value=value, label=label, elem_id=elem_id)
     if isinstance(value, bool):
@@ -139,11 +151,11 @@ def build_settings_tab(page_load: PageLoad, runtime: Runtime) -> None:
     current = runtime.options.current
     components: dict[str, Any] = {}
     with gr.Row():
-        apply = gr.Button("Apply settings", variant="primary", elem_id="settings-apply")
-    message = gr.Markdown("", elem_id="settings-message")
-    with gr.Tabs(elem_id="settings-sections"):
+        apply = gr.Button("Apply settings", variant="primary", elem_id="settings_submit")
+    message = gr.Markdown("", elem_id="settings_result")
+    with gr.Tabs(elem_id="settings"):
         for section, entries in SECTIONS.items():
-            with gr.Tab(section, elem_id=f"settings-section-{section.lower().replace('/', '-').replace(' ', '-')}"):
+            with gr.Tab(section, elem_id=section_elem_id(section)):
                 for name, label in entries:
                     components[name] = _component(runtime, name, label, getattr(current, name))
 

@@ -42,24 +42,24 @@ def build_top_row(form: Form, tokenizer, styles_file: Path,
     """``prompt_options`` gives the current prompt settings and embeddings, so the counters
     count as the generation will (comments, emphasis, embedding vectors)."""
     tab = form.tab
-    with gr.Row(elem_id=f"{tab}-toprow"):
+    with gr.Row(elem_id=f"{tab}_toprow"):
         with gr.Column(scale=6):
-            prompt = form.add("prompt", gr.Textbox(label="Prompt", lines=3, placeholder=PLACEHOLDER, elem_id=f"{tab}-prompt"))
-            prompt_count = gr.Markdown("0/75", elem_id=f"{tab}-token-counter", elem_classes=["token-counter"])
+            prompt = form.add("prompt", gr.Textbox(label="Prompt", lines=3, placeholder=PLACEHOLDER, elem_id=f"{tab}_prompt"))
+            prompt_count = gr.Markdown("0/75", elem_id=f"{tab}_token_counter", elem_classes=["token-counter"])
             negative = form.add("negative_prompt", gr.Textbox(label="Negative prompt", lines=3, placeholder=PLACEHOLDER,
-                                                              elem_id=f"{tab}-negative-prompt"))
-            negative_count = gr.Markdown("0/75", elem_id=f"{tab}-negative-token-counter", elem_classes=["token-counter"])
+                                                              elem_id=f"{tab}_neg_prompt"))
+            negative_count = gr.Markdown("0/75", elem_id=f"{tab}_negative_token_counter", elem_classes=["token-counter"])
         with gr.Column(scale=2, min_width=220):
-            generate = gr.Button("Generate", variant="primary", elem_id=f"{tab}-generate")
+            generate = gr.Button("Generate", variant="primary", elem_id=f"{tab}_generate")
             with gr.Row():
-                interrupt = gr.Button("Interrupt", elem_id=f"{tab}-interrupt", min_width=60)
-                skip = gr.Button("Skip", elem_id=f"{tab}-skip", min_width=60)
+                interrupt = gr.Button("Interrupt", elem_id=f"{tab}_interrupt", min_width=60)
+                skip = gr.Button("Skip", elem_id=f"{tab}_skip", min_width=60)
             with gr.Row():
-                paste = gr.Button("↙️", elem_id=f"{tab}-paste", min_width=40)
-                clear = gr.Button("🗑️", elem_id=f"{tab}-clear-prompt", min_width=40)
-                apply = gr.Button("📋", elem_id=f"{tab}-apply-styles", min_width=40)
+                paste = gr.Button("↙️", elem_id="paste", min_width=40)
+                clear = gr.Button("🗑️", elem_id=f"{tab}_clear_prompt", min_width=40)
+                apply = gr.Button("📋", elem_id=f"{tab}_style_apply", min_width=40)
             styles = form.add("styles", gr.Dropdown(style_names(styles_file), value=[], multiselect=True, label="Styles",
-                                                    elem_id=f"{tab}-styles"))
+                                                    elem_id=f"{tab}_styles"))
     for box, counter, is_negative in ((prompt, prompt_count, False), (negative, negative_count, True)):
         box.change(_counter(tokenizer, prompt_options, is_negative), inputs=box, outputs=counter, queue=False,
                    show_progress="hidden", trigger_mode="always_last")
@@ -81,16 +81,16 @@ def _apply_styles(values: dict, prompt: gr.Textbox, negative: gr.Textbox, styles
 
 def _build_style_editor(form: Form, styles: gr.Dropdown, styles_file: Path) -> None:
     tab = form.tab
-    with gr.Accordion("Edit styles", open=False, elem_id=f"{tab}-style-editor"):
+    with gr.Accordion("Edit styles", open=False, elem_id=f"{tab}_styles_editor"):
         name = gr.Dropdown(style_names(styles_file), value=None, allow_custom_value=True, label="Style",
-                           elem_id=f"{tab}-style-name")
-        style_prompt = gr.Textbox(label="Prompt", lines=2, elem_id=f"{tab}-style-prompt")
-        style_negative = gr.Textbox(label="Negative prompt", lines=2, elem_id=f"{tab}-style-negative")
+                           elem_id=f"{tab}_styles_edit_select")
+        style_prompt = gr.Textbox(label="Prompt", lines=2, elem_id=f"{tab}_edit_style_prompt")
+        style_negative = gr.Textbox(label="Negative prompt", lines=2, elem_id=f"{tab}_edit_style_neg_prompt")
         with gr.Row():
-            copy = gr.Button("Copy from main prompt", elem_id=f"{tab}-style-copy")
-            save = gr.Button("Save", variant="primary", elem_id=f"{tab}-style-save")
-            delete = gr.Button("Delete", variant="stop", elem_id=f"{tab}-style-delete")
-        message = gr.Markdown("", elem_id=f"{tab}-style-message")
+            copy = gr.Button("Copy from main prompt", elem_id=f"{tab}_edit_style_copy")
+            save = gr.Button("Save", variant="primary", elem_id=f"{tab}_edit_style_save")
+            delete = gr.Button("Delete", variant="stop", elem_id=f"{tab}_edit_style_delete")
+        message = gr.Markdown("", elem_id=f"{tab}_edit_style_message")
 
     def load(chosen: str | None):
         style = read_styles(styles_file).get(chosen or "")

@@ -23,17 +23,18 @@ def build_txt2img_tab(blocks: gr.Blocks, runtime: Runtime, tokenizer) -> Generat
     form = Form("txt2img")
     top = build_top_row(form, tokenizer, runtime.config.styles_file, runtime.prompt_options)
     with gr.Row():
-        with gr.Column(scale=1, elem_id="txt2img-settings"):
+        with gr.Column(scale=1, elem_id="txt2img_settings"):
             build_sampler_controls(form, options)
             build_size_controls(form)
             build_batch_and_cfg(form, options)
             reuse_seed, reuse_subseed = build_seed_controls(form)
             build_hires_controls(form, runtime.upscaler_library.model_names())
-            script_controls = build_script_controls(form, runtime.scripts, is_img2img=False)
-            add_rendered_scripts(form, add_alwayson_script_uis(is_img2img=False))
+            with gr.Column(elem_id="txt2img_script_container"):  # A1111's home of the scripts' controls
+                script_controls = build_script_controls(form, runtime.scripts, is_img2img=False)
+                add_rendered_scripts(form, add_alwayson_script_uis(is_img2img=False))
         with gr.Column(scale=1):
             panel = build_output_panel("txt2img", runtime.config.outputs_dir)
-    job_ids = gr.Textbox(visible=False, elem_id="txt2img-job-ids")
+    job_ids = gr.Textbox(visible=False, elem_id="txt2img_job_ids")
     tab = GenerationTab(form, top, panel, job_ids)
 
     def build(named: dict[str, Any]):
