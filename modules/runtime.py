@@ -10,6 +10,7 @@ import dataclasses
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from modules.config import AppConfig
 from modules.fileio import exclusive_lock, remove_stale_temporaries
@@ -127,6 +128,10 @@ class Runtime:
         # ``can_restart`` and, once it is set, stops and starts the program again.
         self.restart_requested = threading.Event()
         self.can_restart = False
+        # Told of each checkpoint loaded from disk (extensions' ``on_model_loaded``); ``last_model`` is
+        # the model the latest job or switch acquired (A1111's ``shared.sd_model``).
+        self.model_listeners: list[Callable[[LoadedModel], None]] = []
+        self.last_model: LoadedModel | None = None
 
     def load_extensions(self, found: ExtensionSet) -> None:
         """Imports the enabled extensions' scripts (their install.py and preload.py ran before the
@@ -136,11 +141,12 @@ class Runtime:
         load_extension_scripts(found, self.config.data_dir / EXTENSION_SETTINGS_FILE)
         from modules import scripts as a1111_scripts  # the compat surface, loaded only with extensions
         from modules.extensions.a1111_bridge import register_scripts
-        from modules.extensions.a1111_guidance import A1111GuidanceHooks
+        from modules.extensions.a1111_job_callbacks import A1111JobCallbacks, model_loaded
 
         register_scripts(self, a1111_scripts.scripts_data)
-        if not any(isinstance(hook, A1111GuidanceHooks) for hook in self.job_hooks):
-            self.job_hooks.append(A1111GuidanceHooks())  # extensions' CFG callbacks, every step of every job
+        if not any(isinstance(hook, A1111JobCallbacks) for hook in self.job_hooks):
+            self.job_hooks.append(A1111JobCallbacks())  # extensions' CFG and image-saved callbacks
+            self.model_listeners.append(model_loaded)
 
     # ----- files -----
     def checkpoints(self, refresh: bool = False) -> list[CheckpointFile]:
@@ -282,7 +288,9 @@ class Runtime:
     def acquire_model(self, checkpoint_query: str | None = None, vae_choice: str | None = None) -> LoadedModel:
         checkpoint = self.hashed(self.resolve_checkpoint(checkpoint_query))
         vae = self.resolve_vae(checkpoint, vae_choice)
-        return self.models.acquire(ModelKey(checkpoint, vae and self.hashed(vae)))
+        model = self.models.acquire(ModelKey(checkpoint, vae and self.hashed(vae)))
+        self.last_model = model
+        return model
 
     def default_size(self, checkpoint_query: str | None = None) -> tuple[int, int]:
         """(width, height) a form should start with for this checkpoint: the resolution its
@@ -501,7 +509,10 @@ class Runtime:
         return automatic_cache_capacity(self.device_policy, available_ram_bytes())
 
     def _load(self, key: ModelKey) -> LoadedModel:
-        return load_model(key.checkpoint, key.vae, self.device_policy)
+        model = load_model(key.checkpoint, key.vae, self.device_policy)
+        for listener in self.model_listeners:
+            listener(model)
+        return model
 
 
 def job_description(params: Txt2ImgParams) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Any
 from pathlib import Path
 
 from modules import shared
@@ -54,6 +55,22 @@ class CheckpointInfo:
         checkpoints_list[self.title] = self
         for alias in self.ids:
             checkpoint_aliases[alias] = self
+
+
+class SdModelView:
+    """What extensions read from A1111's ``shared.sd_model`` (its LatentDiffusion object): which
+    checkpoint it is and which family. ``loaded`` is the engine's model (``LoadedModel``)."""
+
+    def __init__(self, loaded: Any):
+        family = loaded.detected.family.value
+        self.loaded = loaded
+        self.sd_checkpoint_info = CheckpointInfo.from_file(loaded.checkpoint)
+        self.sd_model_checkpoint = self.sd_checkpoint_info.filename
+        self.sd_model_hash = loaded.checkpoint.shorthash
+        self.is_sd1, self.is_sd2 = family.startswith("SD1"), family.startswith("SD2")
+        self.is_sdxl = self.is_sd3 = self.is_ssd = False  # families this engine does not load
+        self.cond_stage_key = "txt"
+        self.parameterization = "v" if loaded.detected.prediction.value == "v" else "eps"
 
 
 checkpoints_list: dict[str, CheckpointInfo] = {}

@@ -63,7 +63,6 @@ cmd_opts = argparse.Namespace()
 
 state = State()
 total_tqdm = TotalTQDM()
-sd_model: Any = None
 sd_upscalers: list = []
 demo: Any = None
 hide_dirs: dict = {}
@@ -105,6 +104,20 @@ def bind_runtime(runtime: Any) -> None:
     global prompt_styles
     _bound[:] = [runtime]
     prompt_styles = PromptStyles(runtime.config.styles_file)
+
+
+def __getattr__(name: str) -> Any:
+    """``shared.sd_model``: the model the latest job or switch used, seen as A1111's object
+    (``sd_models.SdModelView``); None before any model is loaded or outside the app."""
+    if name == "sd_model":
+        runtime = bound_runtime()
+        model = runtime.last_model if runtime is not None else None
+        if model is None:
+            return None
+        from modules.sd_models import SdModelView
+
+        return SdModelView(model)
+    raise AttributeError(f"module 'modules.shared' has no attribute {name!r}")
 
 
 def bound_runtime() -> Any:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from modules.extensions import a1111_guidance
+from modules.extensions import a1111_job_callbacks
 from modules.extensions.scripts import ALWAYS_VISIBLE, Script, ScriptArg, ScriptArgsError, with_defaults
 from modules.job_spec import KNOB_FIELDS, job_params
 from modules.options import OptionsError, option_names, validate_option
@@ -162,7 +162,7 @@ class A1111Lifecycle(JobHooks):
         run.seeds[:], run.subseeds[:] = p.all_seeds, p.all_subseeds
         run.extra_generation_params.clear()
         run.extra_generation_params.update(p.extra_generation_params)
-        a1111_guidance.watch(run, p)
+        a1111_job_callbacks.watch(run, p)
 
     def before_batch(self, run: JobRun, batch: BatchRun) -> None:
         self.p.iteration = batch.number

@@ -27,7 +27,7 @@ from modules.models.load import LoadedModel
 from modules.params import Img2ImgParams, Txt2ImgParams
 from modules.pipeline.conditioning import PromptOptions, prompt_infotext_fields
 from modules.pipeline.grid import image_grid
-from modules.pipeline.hooks import NO_HOOKS, BatchRun, JobHooks, JobRun
+from modules.pipeline.hooks import NO_HOOKS, BatchRun, ImageSave, JobHooks, JobRun
 from modules.pipeline.preview import cheap_preview
 from modules.pipeline.sampling_run import (
     SamplingChoice, images_to_latents, latents_to_images, sample_img2img_latents, sample_txt2img_latents,
@@ -166,7 +166,7 @@ def run_batches(
         for index, image in enumerate(images):
             image = hooks.image(run, batch, index, image)
             results.append(finish_image(model, run, batch, index, image, outputs if save.images else None,
-                                        now, kind, save))
+                                        now, kind, save, hooks))
     hooks.after_job(run, results)
     save_grid(results, outputs if save.grids else None, kind.replace("-images", "-grids"), now, save)
     return results
@@ -228,8 +228,10 @@ def save_grid(
 def finish_image(
     model: LoadedModel, run: JobRun, batch: BatchRun, index: int, image: Image.Image, outputs: Path | None,
     now: dt.datetime | None, kind: str = "txt2img-images", save: SaveOptions = SaveOptions(),
+    hooks: JobHooks = NO_HOOKS,
 ) -> GeneratedImage:
-    """One image's infotext (its own prompt and seeds) and, with ``outputs``, its atomic save."""
+    """One image's infotext (its own prompt and seeds) and, with ``outputs``, its atomic save,
+    between the hooks' ``before_save`` and ``after_save``."""
     params = dataclasses.replace(run.params, prompt=batch.prompts[index], negative_prompt=batch.negative_prompts[index])
     seed, subseed = batch.seeds[index], batch.subseeds[index]
     fields = infotext_fields(params, model, seed, subseed)
@@ -243,6 +245,10 @@ def finish_image(
             model_name=model.checkpoint.model_name, model_hash=model.checkpoint.shorthash, prompt=params.prompt,
             width=params.width, height=params.height, batch_number=index, now=now or dt.datetime.now(),
         )
-        path = output_path(outputs, kind, tokens, save.pattern or "[seed]", save.fmt, save.folder(kind))
-        save_image(image, path, infotext, save.quality)
+        saving = ImageSave(image, output_path(outputs, kind, tokens, save.pattern or "[seed]", save.fmt,
+                                              save.folder(kind)), infotext)
+        hooks.before_save(run, saving)
+        save_image(saving.image, saving.path, saving.infotext, save.quality)
+        hooks.after_save(run, saving)
+        path = saving.path
     return GeneratedImage(image, infotext, seed, subseed, path)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PIL import Image
 
     from modules.params import Txt2ImgParams
@@ -60,6 +62,16 @@ class BatchRun:
     noise: "NoiseSpec | None" = None
 
 
+@dataclass
+class ImageSave:
+    """One image about to be written (or just written): a hook may change the image, the path
+    or the infotext stored in the file (A1111's ``ImageSaveParams``)."""
+
+    image: "Image.Image"
+    path: "Path"
+    infotext: str
+
+
 class JobHooks:
     """Hook points of one job; each does nothing unless overridden."""
 
@@ -86,6 +98,12 @@ class JobHooks:
 
     def after_job(self, run: JobRun, results: list["GeneratedImage"]) -> None:
         """Every finished image (A1111's ``postprocess``); the list may be changed in place."""
+
+    def before_save(self, run: JobRun, save: ImageSave) -> None:
+        """An image is about to be written to ``save.path`` (A1111's ``before_image_saved``)."""
+
+    def after_save(self, run: JobRun, save: ImageSave) -> None:
+        """The image was written (A1111's ``image_saved``)."""
 
 
 NO_HOOKS = JobHooks()
@@ -122,3 +140,11 @@ class HookChain(JobHooks):
     def after_job(self, run, results):
         for hook in self.hooks:
             hook.after_job(run, results)
+
+    def before_save(self, run, save):
+        for hook in self.hooks:
+            hook.before_save(run, save)
+
+    def after_save(self, run, save):
+        for hook in self.hooks:
+            hook.after_save(run, save)

@@ -1,5 +1,6 @@
-"""A1111 compatibility surface: the ``on_cfg_denoiser`` / ``on_cfg_denoised`` /
-``on_cfg_after_cfg`` callbacks, called inside the engine's guided denoiser every step.
+"""A1111 compatibility surface: the callbacks that act inside a job: ``on_cfg_denoiser`` /
+``on_cfg_denoised`` / ``on_cfg_after_cfg``, called inside the engine's guided denoiser every step,
+and ``on_before_image_saved`` / ``on_image_saved`` around each image written.
 
 A1111 v1.10.1 (``modules/sd_samplers_cfg_denoiser.py``) calls them around each CFG model call:
 ``cfg_denoiser`` with the model's inputs (the conditional rows, then the unconditional ones, in
@@ -13,12 +14,13 @@ that turns them into A1111's params objects. It watches a job only when a callba
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
 from modules import script_callbacks
-from modules.pipeline.hooks import JobHooks, JobRun
+from modules.pipeline.hooks import ImageSave, JobHooks, JobRun
 from modules.sampling.denoiser import GuidedCall
 
 _KINDS = ("cfg_denoiser", "cfg_denoised", "cfg_after_cfg")
@@ -64,12 +66,34 @@ def cfg_callbacks_registered() -> bool:
     return any(script_callbacks.callback_map[f"callbacks_{kind}"] for kind in _KINDS)
 
 
-class A1111GuidanceHooks(JobHooks):
+class A1111JobCallbacks(JobHooks):
     """Added to every job once extensions are loaded: the job's guided calls are watched while any
-    extension has a CFG callback registered (checked per job: callbacks come and go with reloads)."""
+    extension has a CFG callback registered (checked per job: callbacks come and go with reloads),
+    and its saved images pass ``on_before_image_saved`` / ``on_image_saved`` (A1111's
+    ``images.save_image``: the callbacks may change the image, the file name and the ``parameters``
+    text written into the file)."""
 
     def begin(self, run: JobRun) -> None:
         watch(run)
+
+    def before_save(self, run: JobRun, save: ImageSave) -> None:
+        if not script_callbacks.callback_map["callbacks_before_image_saved"]:
+            return
+        params = self._params(run, save)
+        script_callbacks.before_image_saved_callback(params)
+        save.image, save.path = params.image, Path(params.filename)
+        save.infotext = str(params.pnginfo.get("parameters", save.infotext))
+
+    def after_save(self, run: JobRun, save: ImageSave) -> None:
+        if script_callbacks.callback_map["callbacks_image_saved"]:
+            script_callbacks.image_saved_callback(self._params(run, save))
+
+    @staticmethod
+    def _params(run: JobRun, save: ImageSave) -> Any:
+        from modules.extensions.a1111_bridge import processing_for
+
+        return script_callbacks.ImageSaveParams(save.image, processing_for(run.params), str(save.path),
+                                                {"parameters": save.infotext})
 
 
 def watch(run: JobRun, p: Any = None) -> None:
@@ -77,3 +101,11 @@ def watch(run: JobRun, p: Any = None) -> None:
     ``p``: the job's processing object (the A1111 scripts' lifecycle passes it, and comes first)."""
     if cfg_callbacks_registered() and not any(isinstance(o, A1111Guidance) for o in run.guidance_observers):
         run.guidance_observers.append(A1111Guidance(p))
+
+
+def model_loaded(model: Any) -> None:
+    """A checkpoint was loaded from disk: ``on_model_loaded(sd_model)`` with A1111's view of it."""
+    if script_callbacks.callback_map["callbacks_model_loaded"]:
+        from modules.sd_models import SdModelView
+
+        script_callbacks.model_loaded_callback(SdModelView(model))
