@@ -7,11 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from modules.pipeline.sampling_run import (
-    LatentMask, SamplingChoice, images_to_latents, img2img_ladder, sample_img2img_latents,
-)
+from modules.pipeline.sampling_run import LatentMask, SamplingChoice, images_to_latents, sample_img2img_latents
+from modules.sampling.catalog import img2img_start, resolve_sampler
 from modules.sampling.noise import NoiseSpec
+from modules.sampling.schedules import sd_model_sigmas
 from tests.pipeline.test_sampling_run import model  # noqa: F401  (module-scoped tiny model fixture)
+
+
+def img2img_ladder(full: torch.Tensor, steps: int, strength: float) -> torch.Tensor:
+    start = img2img_start(resolve_sampler("Euler")[0], None, full, steps, strength, sd_model_sigmas())
+    assert start.noise_sigma == float(start.sigmas[0]) and start.rescale == 1.0  # noised to the first level
+    return start.sigmas
 
 
 def test_strength_keeps_the_tail_of_the_ladder() -> None:
