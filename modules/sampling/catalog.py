@@ -363,8 +363,9 @@ def run_sampler(sampler: SamplerSpec, denoiser: s.Denoiser, x: Tensor, sigmas: T
     """The sampler over ``sigmas`` as A1111 runs it: a timestep sampler returns the
     variance-preserving latent at its last level (x itself when that level is 0), and a
     one-level walk (A1111's DDIM and PLMS at 1 step, img2img at t_enc <= 1) takes no step."""
+    last = float(sigmas[-1])  # read before sampling, not after the steps queued on the device
     result = sampler(denoiser, x, sigmas, **kwargs) if len(sigmas) > 1 else x
-    return walk.vp_latent(result, float(sigmas[-1])) if sampler.vp_initial_noise else result
+    return walk.vp_latent(result, last) if sampler.vp_initial_noise else result
 
 
 def initial_noise_scale(sampler: SamplerSpec, sigma_max: float, *, sgm_noise_multiplier: bool = False) -> float:
