@@ -258,21 +258,17 @@ def normal_sigmas(steps: int, model_sigmas: Tensor, sigma_min: float, sigma_max:
 
 
 def ddim_sigmas(steps: int, model_sigmas: Tensor) -> Tensor:
-    """The DDIM sampler's spacing (Song et al. 2021): timesteps 1 + k*floor(T/steps), k < steps.
+    """A1111's "DDIM" schedule (``sd_schedulers.ddim_scheduler``): every training timestep
+    1 + k * max(T // steps, 1) below T, largest first, read from the float32 table, then 0.
 
-    For a step count that divides T this is exactly A1111's "DDIM" schedule
-    (t = 951, 901, ..., 1 for 20 steps). For other counts A1111 keeps every
-    timestep of that stride below T, which gives more levels than steps (31 for
-    30 steps); here exactly ``steps`` are kept, the lowest ones, which is also
-    what diffusers' DDIMScheduler does with "leading" spacing and steps_offset=1.
+    That is the DDIM sampler's spacing (Song et al. 2021; t = 951, 901, ..., 1 for 20 steps), and
+    when steps does not divide T it has more levels than steps (31 for 30), as in A1111;
+    diffusers' DDIMScheduler ("leading" spacing, steps_offset=1) keeps the lowest ``steps``.
     """
     _check_steps(steps)
     count = len(model_sigmas)
-    if steps > count - 1:
-        raise ValueError(f"the DDIM schedule has at most {count - 1} steps for a {count}-timestep model, got {steps}")
-    stride = count // steps
-    timesteps = [1 + k * stride for k in reversed(range(steps))]
-    return _append_zero(model_sigmas.double()[timesteps])
+    timesteps = list(range(1, count, max(count // steps, 1)))
+    return _append_zero(model_sigmas.float()[list(reversed(timesteps))])
 
 
 def beta_sigmas(
