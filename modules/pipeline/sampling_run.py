@@ -243,14 +243,34 @@ def images_to_latents(model: LoadedModel, images: Sequence[Image.Image]) -> Tens
 
 @dataclass(frozen=True)
 class LatentMask:
-    """Inpainting in latent space: where ``keep`` is 1 the original latent is restored after every
-    denoiser call (A1111's CFG-denoiser blend), so unmasked areas come back unchanged."""
+    """Inpainting in latent space: where ``keep`` is 1 the original latent is restored in every
+    denoiser call (A1111's CFG-denoiser blend, ``around``) and in the result, so unmasked areas
+    come back unchanged."""
 
     original: Tensor
     keep: Tensor  # [B or 1, 1, h, w] in [0, 1]
 
     def blend(self, denoised: Tensor) -> Tensor:
         return self.original.to(denoised) * self.keep.to(denoised) + denoised * (1 - self.keep.to(denoised))
+
+    def before_model(self, denoiser: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+        """A1111's blend for its timestep samplers (DDIM, PLMS, UniPC: ``mask_before_denoising``):
+        the model's input, the variance-preserving latent z = x / sqrt(1 + sigma^2), gets the
+        unnoised original pasted into the kept area, and the sampler goes on from its own x with
+        the noise estimate made there. In x0 terms: D = D(x_b) + (x - x_b), x_b the blended x."""
+        def call(x: Tensor, sigma: Tensor) -> Tensor:
+            scale = (1 + sigma.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1))) ** 2) ** 0.5
+            keep = self.keep.to(x)
+            blended = x * (1 - keep) + self.original.to(x) * keep * scale
+            return denoiser(blended, sigma) + (x - blended)
+        return call
+
+    def around(self, sampler: SamplerSpec, denoiser: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+        """The denoiser with this mask applied where A1111 applies it for ``sampler``: before the
+        model for the timestep samplers, after it (on the x0 estimate) for the others."""
+        if sampler.timestep_walk is not None:
+            return self.before_model(denoiser)
+        return lambda x, sigma: self.blend(denoiser(x, sigma))
 
 
 def sample_img2img_latents(
@@ -276,7 +296,7 @@ def sample_img2img_latents(
     if image_conditioning is None and model.detected.family.is_inpainting:
         image_conditioning = blank_image_conditioning(model, x)
     guided = guided_denoiser(model, prompts, negatives, choice, image_conditioning, sigmas)
-    denoiser = guided if mask is None else (lambda x_, sigma: mask.blend(guided(x_, sigma)))
+    denoiser = guided if mask is None else mask.around(sampler, guided)
     with torch.inference_mode():
         result = run_sampler(sampler, denoiser, x, sigmas, noise=step_noise, callback=callback, **choice.knobs)
     return result if mask is None else mask.blend(result)

@@ -36,7 +36,7 @@ import pytest
 import torch
 
 from modules.models.families import Prediction
-from modules.pipeline.sampling_run import SamplingChoice, model_denoiser, sigma_ladder, starting_point
+from modules.pipeline.sampling_run import LatentMask, SamplingChoice, model_denoiser, sigma_ladder, starting_point
 from modules.sampling.catalog import img2img_start, resolve_sampler, run_sampler
 from modules.sampling.noise import NoiseSpec
 
@@ -52,8 +52,8 @@ LOG_SIGMAS = (((1 - ABAR) / ABAR) ** 0.5).log()
 
 class GuidedEps:
     """uncond + 7 (cond - uncond) of the exact eps of two Gaussian data sets, at the noise level
-    the table gives a (fractional) timestep, read in log sigma: any smooth function of t would do,
-    as long as both sides ask it at the same t."""
+    the table gives a (fractional) timestep, read in log sigma (any smooth function of t would do,
+    as long as both sides ask it at the same t), plus a small term in each channel's spatial mean."""
 
     def __init__(self) -> None:
         count = math.prod(SHAPE)
@@ -68,7 +68,8 @@ class GuidedEps:
         sigma = ((1 - (t - low)) * LOG_SIGMAS[low] + (t - low) * LOG_SIGMAS[low + 1]).exp().reshape(-1, 1, 1, 1)
         x = z.double() * (1 + sigma**2) ** 0.5
         uncond, cond = ((x - (m + (x - m) * s**2 / (s**2 + sigma**2))) / sigma for m, s in zip(self.means, self.stds))
-        return (uncond + self.scale * (cond - uncond)).to(z.dtype)
+        spatial = 0.2 * z.double().mean(dim=(-2, -1), keepdim=True)  # so what one pixel sees reaches the others
+        return (uncond + self.scale * (cond - uncond) + spatial).to(z.dtype)
 
 
 def draws(seeds: list[int]):
@@ -210,7 +211,9 @@ def a1111_txt2img(name: str, steps: int, seeds: list[int], **kwargs) -> torch.Te
     return A1111_LOOPS[name](GuidedEps(), draw(), a1111_timesteps(steps), draw, **kwargs)
 
 
-def a1111_img2img(name: str, steps: int, strength: float, init: torch.Tensor, seeds: list[int], **kwargs):
+def a1111_img2img(name: str, steps: int, strength: float, init: torch.Tensor, seeds: list[int], keep=None, **kwargs):
+    """``keep``: inpainting's latent mask (1 = keep), blended into the model's input before every
+    call (``CFGDenoiserTimesteps.mask_before_denoising``) and into the result (processing)."""
     draw = draws(seeds)
     t_enc = int(min(strength, 0.999) * steps)
     timesteps = a1111_timesteps(steps)
@@ -218,7 +221,11 @@ def a1111_img2img(name: str, steps: int, strength: float, init: torch.Tensor, se
     x = init.double() * math.sqrt(a) + draw() * math.sqrt(1 - a)
     if name == "UniPC":
         kwargs["is_img2img"] = True
-    return A1111_LOOPS[name](GuidedEps(), x, timesteps[:t_enc], draw, **kwargs)
+    net = GuidedEps()
+    if keep is not None:
+        net = lambda z, t, inner=net: inner(z * (1 - keep) + init.double() * keep, t)  # noqa: E731
+    samples = A1111_LOOPS[name](net, x, timesteps[:t_enc], draw, **kwargs)
+    return samples if keep is None else samples * (1 - keep) + init.double() * keep
 
 
 # ----- ours -----
@@ -240,7 +247,7 @@ def our_txt2img(name: str, steps: int, seeds: list[int], **knobs) -> torch.Tenso
     return run_sampler(sampler, denoiser, x, sigmas, noise=noise, **knobs)
 
 
-def our_img2img(name: str, steps: int, strength: float, init: torch.Tensor, seeds: list[int], **knobs):
+def our_img2img(name: str, steps: int, strength: float, init: torch.Tensor, seeds: list[int], keep=None, **knobs):
     choice = SamplingChoice(sampler_name=name, steps=steps)
     sampler = choice.sampler
     full = sigma_ladder(NO_SCHEDULE, choice)
@@ -248,7 +255,10 @@ def our_img2img(name: str, steps: int, strength: float, init: torch.Tensor, seed
     x, noise = starting_point(sampler, NoiseSpec(tuple(seeds), SHAPE), walk.sigmas, full, "cpu", torch.float32,
                               init, 1.0, walk)
     denoiser = model_denoiser(sampler, GuidedEps(), _model_sigmas(), Prediction.EPS)
-    return run_sampler(sampler, denoiser, x, walk.sigmas, noise=noise, **knobs)
+    if keep is None:
+        return run_sampler(sampler, denoiser, x, walk.sigmas, noise=noise, **knobs)
+    mask = LatentMask(init, keep)
+    return mask.blend(run_sampler(sampler, mask.around(sampler, denoiser), x, walk.sigmas, noise=noise, **knobs))
 
 
 def _relative(ours: torch.Tensor, theirs: torch.Tensor) -> float:
@@ -284,6 +294,22 @@ def test_img2img_same_seed_same_result_as_a1111(name, knobs, strength, batch):
     ours = our_img2img(name, steps, strength, init, seeds, **knobs)
     theirs = a1111_img2img(name, steps, strength, init, seeds, **knobs)
     assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("name, knobs", CASES, ids=IDS)
+def test_inpainting_blends_the_models_input_as_a1111(name, knobs, batch):
+    seeds = [SEED + i for i in range(batch)]
+    init = _init(batch)
+    keep = torch.zeros(1, 1, *SHAPE[1:])
+    keep[..., :, : SHAPE[2] // 2] = 1.0  # keep the left half, repaint the right
+    ours = our_img2img(name, 20, 0.75, init, seeds, keep, **knobs)
+    theirs = a1111_img2img(name, 20, 0.75, init, seeds, keep, **knobs)
+    assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
+    assert torch.equal(ours[..., : SHAPE[2] // 2], init[..., : SHAPE[2] // 2])  # the kept half comes back as it was
+    # and the blend before the model is not the x0 blend the other samplers get
+    after = LatentMask(init, keep)
+    assert _relative(after.blend(our_img2img(name, 20, 0.75, init, seeds, **knobs)), theirs) > 1e-3
 
 
 @pytest.mark.parametrize("name", ["DDIM", "PLMS"])
