@@ -23,7 +23,7 @@ from modules.models.vae_tiling import tiled_decode, tiled_encode
 from modules.pipeline.conditioning import PromptOptions, StepConditioning, plan_prompts, step_conditioning
 from modules.sampling.brownian import BrownianNoise, ladder_range
 from modules.sampling.catalog import (
-    SamplerSpec, ScheduleSpec, img2img_start, initial_noise_scale, resolve_sampler, resolve_schedule, run_sampler,
+    Img2ImgSteps, SamplerSpec, ScheduleSpec, img2img_start, initial_noise_scale, resolve_sampler, resolve_schedule, run_sampler,
     sampler_sigmas,
 )
 from modules.sampling.denoiser import CFGDenoiser, DiscreteDenoiser, LCMDenoiser, ScheduledCFGDenoiser
@@ -69,8 +69,9 @@ def model_sigmas_of(model: LoadedModel) -> Tensor:
     return sigmas_from_alphas_cumprod(model_alphas_cumprod(model))
 
 
-def sigma_ladder(model: LoadedModel, choice: SamplingChoice) -> Tensor:
-    return sampler_sigmas(choice.sampler, choice.schedule, choice.steps, model_sigmas_of(model))
+def sigma_ladder(model: LoadedModel, choice: SamplingChoice, steps: int | None = None) -> Tensor:
+    """The ladder for ``steps`` (default: the choice's)."""
+    return sampler_sigmas(choice.sampler, choice.schedule, steps or choice.steps, model_sigmas_of(model))
 
 
 def starting_point(
@@ -285,12 +286,18 @@ def sample_img2img_latents(
     callback: Callable[[SamplerStep], None] | None = None,
     image_conditioning: Tensor | None = None,
     noise_multiplier: float = 1.0,
+    fixed_steps: bool = False,
 ) -> Tensor:
+    """``fixed_steps``: take ``choice.steps`` steps whatever the strength, as A1111's hires pass
+    does (``Img2ImgSteps.of``)."""
     sampler = choice.sampler
-    full_ladder = sigma_ladder(model, choice)
-    walk = img2img_start(sampler, choice.schedule, full_ladder, choice.steps, denoising_strength, model_sigmas_of(model))
-    sigmas = walk.sigmas.to(model.policy.device)
+    cut = Img2ImgSteps.of(choice.steps, denoising_strength, fixed=fixed_steps)
     start = init_latents.to(model.policy.device, model.policy.unet_dtype)
+    if cut.ladder_steps == 0:  # A1111's hires pass at strength 0 leaves the latent as it is
+        return start
+    full_ladder = sigma_ladder(model, choice, cut.ladder_steps)
+    walk = img2img_start(sampler, choice.schedule, full_ladder, cut, model_sigmas_of(model))
+    sigmas = walk.sigmas.to(model.policy.device)
     x, step_noise = starting_point(sampler, noise_spec, sigmas, full_ladder, model.policy.device,
                                    model.policy.unet_dtype, start, noise_multiplier, walk)
     if image_conditioning is None and model.detected.family.is_inpainting:

@@ -342,20 +342,41 @@ def sampler_sigmas(
     return torch.cat([ladder[:-2], ladder[-1:]]) if discard else ladder
 
 
+@dataclass(frozen=True)
+class Img2ImgSteps:
+    """A1111's ``setup_img2img_steps``: the step count the ladder (or the timesteps) is built
+    for, and t_enc, how many of its steps img2img keeps."""
+
+    ladder_steps: int
+    t_enc: int
+
+    @classmethod
+    def of(cls, steps: int, strength: float, *, fixed: bool = False) -> "Img2ImgSteps":
+        """img2img: the ``steps`` ladder, t_enc = int(min(strength, 0.999) * steps). ``fixed`` (the
+        hires pass, which A1111 always runs so, and its "img2img_fix_steps" setting): a ladder for
+        int(steps / min(strength, 0.999)) steps, t_enc = steps - 1, so that about ``steps`` are
+        taken whatever the strength. At strength 0 A1111 builds no ladder (its k-diffusion samplers
+        return the image unchanged, its timestep samplers fail): ladder_steps 0, nothing to walk."""
+        if not fixed:
+            return cls(steps, int(min(strength, 0.999) * steps))
+        if strength <= 0:
+            return cls(0, 0)
+        return cls(int(steps / min(strength, 0.999)), steps - 1)
+
+
 def img2img_start(
-    sampler: SamplerSpec, schedule: ScheduleSpec | None, full_ladder: Tensor, steps: int, strength: float,
+    sampler: SamplerSpec, schedule: ScheduleSpec | None, full_ladder: Tensor, cut: Img2ImgSteps,
     model_sigmas: Tensor, *, always_discard_penultimate: bool = False,
 ) -> walk.WalkStart:
-    """Where img2img starts, as A1111 cuts it, with ``t_enc = int(min(strength, 0.999) * steps)``:
-    on a sigma ladder, ``full_ladder[steps - t_enc - 1:]`` (t_enc + 1 steps, so even strength 0
-    takes one step at the smallest sigma), the init latent noised to its first level; for a
-    timestep walk, ``timestep_walk.img2img_walk``."""
+    """Where img2img starts, as A1111 cuts it: on a sigma ladder built for ``cut.ladder_steps``,
+    ``full_ladder[ladder_steps - t_enc - 1:]`` (t_enc + 1 steps, so even strength 0 takes one step
+    at the smallest sigma), the init latent noised to its first level; for a timestep walk,
+    ``timestep_walk.img2img_walk``."""
     if uses_timestep_walk(sampler, schedule):
         assert sampler.timestep_walk is not None
         discard = sampler.discard_penultimate_sigma or always_discard_penultimate
-        return walk.img2img_walk(sampler.timestep_walk, steps, strength, model_sigmas, discard)
-    t_enc = int(min(strength, 0.999) * steps)
-    sigmas = full_ladder[steps - t_enc - 1 :]
+        return walk.img2img_walk(sampler.timestep_walk, cut.ladder_steps, cut.t_enc, model_sigmas, discard)
+    sigmas = full_ladder[cut.ladder_steps - cut.t_enc - 1 :]
     return walk.WalkStart(sigmas, float(sigmas[0]), 1.0)
 
 
@@ -387,6 +408,7 @@ __all__ = [
     "ScheduleOptions",
     "ScheduleSpec",
     "effective_schedule",
+    "Img2ImgSteps",
     "img2img_start",
     "initial_noise_scale",
     "resolve_sampler",

@@ -12,8 +12,9 @@ in ``sd_samplers_timesteps_impl.py`` and its port of UniPC's reference code,
   timestep T - 1 down to 0 in len(timesteps) steps, reading the table linearly in
   log alpha between training timesteps; it ends at t = 0 (sigma ~0.029).
 - txt2img starts from unit noise taken as the VP latent at the first timestep.
-- img2img keeps t_enc = int(min(strength, 0.999) * steps) of the timesteps: the init latent
-  is noised to timesteps[t_enc] (z = sqrt(abar) x0 + sqrt(1 - abar) noise) and the walk
+- img2img keeps t_enc = int(min(strength, 0.999) * steps) of the timesteps (the hires pass:
+  steps - 1 of those for int(steps / min(strength, 0.999))): the init latent is noised to
+  timesteps[t_enc] (z = sqrt(abar) x0 + sqrt(1 - abar) noise) and the walk
   starts from timesteps[t_enc - 1], taking that z as the VP latent there.
 
 Divided by sqrt(abar), A1111's DDIM step (Song et al. 2021, eq. 12) is exactly an Euler step
@@ -82,15 +83,16 @@ class WalkStart:
 
 
 def img2img_walk(
-    kind: str, steps: int, strength: float, model_sigmas: Tensor, discard_penultimate: bool = False
+    kind: str, steps: int, t_enc: int, model_sigmas: Tensor, discard_penultimate: bool = False
 ) -> WalkStart:
-    """A1111's img2img for a timestep sampler (``CompVisSampler.sample_img2img``): noise to
-    timesteps[t_enc], then walk from timesteps[t_enc - 1] (DDIM, PLMS: down the kept timesteps;
-    UniPC: t_enc even steps down to 0). The noised VP latent sqrt(abar_enc) (x0 + sigma_enc noise)
-    read as the VP latent at the first level is, in our x, (x0 + sigma_enc noise) times
-    sqrt((1 + sigma_first^2) / (1 + sigma_enc^2)). With t_enc = 0 A1111's DDIM returns the noised
-    latent (its UniPC fails there; here it returns the same)."""
-    t_enc = int(min(strength, 0.999) * steps)
+    """A1111's img2img for a timestep sampler (``CompVisSampler.sample_img2img``) with the
+    timesteps for ``steps`` and t_enc of them kept (``setup_img2img_steps``; int(min(strength,
+    0.999) * steps) for img2img): noise to timesteps[t_enc], then walk from timesteps[t_enc - 1]
+    (DDIM, PLMS: down the kept timesteps; UniPC: t_enc even steps down to 0). The noised VP
+    latent sqrt(abar_enc) (x0 + sigma_enc noise) read as the VP latent at the first level is, in
+    our x, (x0 + sigma_enc noise) times sqrt((1 + sigma_first^2) / (1 + sigma_enc^2)). With
+    t_enc = 0 A1111's DDIM returns the noised latent (its UniPC fails there; here it returns the
+    same)."""
     timesteps = compvis_timesteps(steps + 1 if discard_penultimate else steps, len(model_sigmas))
     noise_sigma = float(model_sigmas.double()[timesteps[t_enc]])
     if t_enc == 0:

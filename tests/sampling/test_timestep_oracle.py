@@ -37,7 +37,7 @@ import torch
 
 from modules.models.families import Prediction
 from modules.pipeline.sampling_run import LatentMask, SamplingChoice, model_denoiser, sigma_ladder, starting_point
-from modules.sampling.catalog import img2img_start, resolve_sampler, run_sampler
+from modules.sampling.catalog import Img2ImgSteps, img2img_start, run_sampler
 from modules.sampling.noise import NoiseSpec
 
 SHAPE = (4, 8, 8)
@@ -211,12 +211,15 @@ def a1111_txt2img(name: str, steps: int, seeds: list[int], **kwargs) -> torch.Te
     return A1111_LOOPS[name](GuidedEps(), draw(), a1111_timesteps(steps), draw, **kwargs)
 
 
-def a1111_img2img(name: str, steps: int, strength: float, init: torch.Tensor, seeds: list[int], keep=None, **kwargs):
+def a1111_img2img(name: str, steps: int, strength: float, init: torch.Tensor, seeds: list[int], keep=None,
+                  hires=False, **kwargs):
     """``keep``: inpainting's latent mask (1 = keep), blended into the model's input before every
-    call (``CFGDenoiserTimesteps.mask_before_denoising``) and into the result (processing)."""
+    call (``CFGDenoiserTimesteps.mask_before_denoising``) and into the result (processing).
+    ``hires``: steps given, as the hires pass gives them (``setup_img2img_steps``): the timesteps
+    of int(steps / min(strength, 0.999)) steps, t_enc = steps - 1."""
     draw = draws(seeds)
-    t_enc = int(min(strength, 0.999) * steps)
-    timesteps = a1111_timesteps(steps)
+    t_enc = steps - 1 if hires else int(min(strength, 0.999) * steps)
+    timesteps = a1111_timesteps(int(steps / min(strength, 0.999)) if hires else steps)
     a = ABAR[timesteps[t_enc]].item()
     x = init.double() * math.sqrt(a) + draw() * math.sqrt(1 - a)
     if name == "UniPC":
@@ -247,11 +250,13 @@ def our_txt2img(name: str, steps: int, seeds: list[int], **knobs) -> torch.Tenso
     return run_sampler(sampler, denoiser, x, sigmas, noise=noise, **knobs)
 
 
-def our_img2img(name: str, steps: int, strength: float, init: torch.Tensor, seeds: list[int], keep=None, **knobs):
+def our_img2img(name: str, steps: int, strength: float, init: torch.Tensor, seeds: list[int], keep=None,
+                hires=False, **knobs):
     choice = SamplingChoice(sampler_name=name, steps=steps)
     sampler = choice.sampler
-    full = sigma_ladder(NO_SCHEDULE, choice)
-    walk = img2img_start(sampler, choice.schedule, full, steps, strength, _model_sigmas())
+    cut = Img2ImgSteps.of(steps, strength, fixed=hires)
+    full = sigma_ladder(NO_SCHEDULE, choice, cut.ladder_steps)
+    walk = img2img_start(sampler, choice.schedule, full, cut, _model_sigmas())
     x, noise = starting_point(sampler, NoiseSpec(tuple(seeds), SHAPE), walk.sigmas, full, "cpu", torch.float32,
                               init, 1.0, walk)
     denoiser = model_denoiser(sampler, GuidedEps(), _model_sigmas(), Prediction.EPS)
@@ -294,6 +299,17 @@ def test_img2img_same_seed_same_result_as_a1111(name, knobs, strength, batch):
     ours = our_img2img(name, steps, strength, init, seeds, **knobs)
     theirs = a1111_img2img(name, steps, strength, init, seeds, **knobs)
     assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
+
+
+@pytest.mark.parametrize("strength", [0.7, 0.35])
+@pytest.mark.parametrize("name, knobs", CASES, ids=IDS)
+def test_hires_pass_same_seed_same_result_as_a1111(name, knobs, strength):
+    """The hires pass gives its steps: 20 of the timesteps for int(20 / strength) steps."""
+    init = _init(2)
+    ours = our_img2img(name, 20, strength, init, [SEED, SEED + 1], hires=True, **knobs)
+    theirs = a1111_img2img(name, 20, strength, init, [SEED, SEED + 1], hires=True, **knobs)
+    assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
+    assert _relative(ours, our_img2img(name, 20, strength, init, [SEED, SEED + 1], **knobs)) > 1e-3
 
 
 @pytest.mark.parametrize("batch", [1, 2])
