@@ -91,7 +91,8 @@ def hires_pass(
 ) -> Tensor:
     """Upscale the first pass to ``params.hires_size()`` and refine it with img2img (A1111's hires fix).
 
-    The second pass draws its noise from the same per-image seeds at the new size. Pixel
+    The second pass draws its noise from the same per-image seeds at the new size and, as A1111's,
+    takes the hires steps whatever the strength (its ladder is built for steps / strength). Pixel
     upscalers go through ``upscaling`` (which also knows the upscaler model files) when given.
     """
     width, height = params.hires_size()
@@ -108,7 +109,7 @@ def hires_pass(
                                        first_pass_steps=choice.steps)
     return sample_img2img_latents(
         model, upscaled, batch.prompts, batch.negative_prompts, hires_spec, hires_choice, params.denoising_strength,
-        callback=report,
+        callback=report, fixed_steps=True,
     )
 
 

@@ -23,14 +23,16 @@ from modules.models.vae_tiling import tiled_decode, tiled_encode
 from modules.pipeline.conditioning import PromptOptions, StepConditioning, plan_prompts, step_conditioning
 from modules.sampling.brownian import BrownianNoise, ladder_range
 from modules.sampling.catalog import (
-    SamplerSpec, ScheduleSpec, initial_noise_scale, resolve_sampler, resolve_schedule, sampler_sigmas,
+    Img2ImgSteps, SamplerSpec, ScheduleSpec, img2img_start, initial_noise_scale, resolve_sampler, resolve_schedule, run_sampler,
+    sampler_sigmas,
 )
 from modules.sampling.denoiser import (
     CFGDenoiser, DiscreteDenoiser, GuidanceObserver, LCMDenoiser, Observation, ScheduledCFGDenoiser,
 )
 from modules.sampling.noise import ImageNoise, NoiseSpec
 from modules.sampling.samplers import SamplerStep
-from modules.sampling.schedules import scaled_linear_alphas_cumprod, sigmas_from_alphas_cumprod
+from modules.sampling.schedules import LOG_ALPHA, LOG_SIGMA, scaled_linear_alphas_cumprod, sigmas_from_alphas_cumprod
+from modules.sampling.timestep_walk import UNIPC_WALK, WalkStart
 
 AUTOMATIC = "Automatic"
 log = logging.getLogger(__name__)
@@ -67,24 +69,30 @@ def model_alphas_cumprod(model: LoadedModel) -> Tensor:
     return model.alphas_cumprod if model.alphas_cumprod is not None else scaled_linear_alphas_cumprod()
 
 
-def sigma_ladder(model: LoadedModel, choice: SamplingChoice) -> Tensor:
-    model_sigmas = sigmas_from_alphas_cumprod(model_alphas_cumprod(model))
-    return sampler_sigmas(choice.sampler, choice.schedule, choice.steps, model_sigmas)
+def model_sigmas_of(model: LoadedModel) -> Tensor:
+    return sigmas_from_alphas_cumprod(model_alphas_cumprod(model))
+
+
+def sigma_ladder(model: LoadedModel, choice: SamplingChoice, steps: int | None = None) -> Tensor:
+    """The ladder for ``steps`` (default: the choice's)."""
+    return sampler_sigmas(choice.sampler, choice.schedule, steps or choice.steps, model_sigmas_of(model))
 
 
 def starting_point(
     sampler: SamplerSpec, spec: NoiseSpec, sigmas: Tensor, full_ladder: Tensor, device: torch.device | str,
-    dtype: torch.dtype, start: Tensor | None = None, noise_multiplier: float = 1.0,
+    dtype: torch.dtype, start: Tensor | None = None, noise_multiplier: float = 1.0, walk: WalkStart | None = None,
 ) -> tuple[Tensor, ImageNoise | BrownianNoise]:
     """The latent a sampler starts from, and the source of its step noise, as A1111 draws them:
     each image's first draw of its seed's generator, scaled to ``sigmas[0]`` (txt2img) or added to
-    ``start`` (img2img); then the generators' continuation, or the Brownian trees of the SDE
-    samplers over ``full_ladder`` (the uncut ladder)."""
+    ``start`` (img2img) at the walk's noise level and rescaled as ``walk`` says (by default at
+    ``sigmas[0]``); then the generators' continuation, or the Brownian trees of the SDE samplers
+    over ``full_ladder`` (the uncut ladder)."""
     noise = ImageNoise(spec, device=device, dtype=dtype)
     if start is None:
         x = noise.initial_noise() * initial_noise_scale(sampler, float(sigmas[0]))
     else:
-        x = start + noise.initial_noise() * (sigmas[0] * noise_multiplier)
+        walk = walk or WalkStart(sigmas, float(sigmas[0]), 1.0)
+        x = (start + noise.initial_noise() * (walk.noise_sigma * noise_multiplier)) * walk.rescale
     return x, sampler_noise(sampler, noise, spec, full_ladder)
 
 
@@ -128,8 +136,8 @@ def sample_txt2img_latents(
     conditioning = blank_image_conditioning(model, x) if model.detected.family.is_inpainting else None
     denoiser = guided_denoiser(model, prompts, negatives, choice, conditioning, sigmas)
     with torch.inference_mode():
-        return sampler(denoiser, x, sigmas, noise=step_noise, callback=callback, **choice.knobs,
-                       **txt2img_solve_range(sampler, model))
+        return run_sampler(sampler, denoiser, x, sigmas, noise=step_noise, callback=callback, **choice.knobs,
+                           **txt2img_solve_range(sampler, model))
 
 
 def txt2img_solve_range(sampler: SamplerSpec, model: LoadedModel) -> dict[str, tuple[float, float]]:
@@ -169,9 +177,11 @@ def model_denoiser(
     sampler: SamplerSpec, net: Callable[..., Tensor], model_sigmas: Tensor, prediction: Prediction
 ) -> DiscreteDenoiser | LCMDenoiser:
     """The net as an x0 estimator for this sampler: LCM's own denoiser for LCM (as A1111), else
-    the model's discrete schedule."""
-    kind = LCMDenoiser if sampler.lcm else DiscreteDenoiser
-    return kind(net, model_sigmas, prediction)
+    the model's discrete schedule, read between timesteps in log alpha for UniPC (as A1111's port
+    of its reference code) and in log sigma for the others (as k-diffusion)."""
+    if sampler.lcm:
+        return LCMDenoiser(net, model_sigmas, prediction)
+    return DiscreteDenoiser(net, model_sigmas, prediction, LOG_ALPHA if sampler.timestep_walk == UNIPC_WALK else LOG_SIGMA)
 
 
 def inpainting_conditioning(model: LoadedModel, masked_image_latents: Tensor, repaint: Tensor) -> Tensor:
@@ -237,24 +247,36 @@ def images_to_latents(model: LoadedModel, images: Sequence[Image.Image]) -> Tens
     return mean.float() * model.detected.vae.scale_factor
 
 
-def img2img_ladder(full: Tensor, steps: int, denoising_strength: float) -> Tensor:
-    """The tail of the ``steps``-step ladder that img2img walks, as A1111 cuts it:
-    ``t_enc = int(min(strength, 0.999) * steps)``, then ``sigmas[steps - t_enc - 1:]``
-    (t_enc + 1 steps, so even strength 0 takes one step at the smallest sigma)."""
-    t_enc = int(min(denoising_strength, 0.999) * steps)
-    return full[steps - t_enc - 1 :]
-
-
 @dataclass(frozen=True)
 class LatentMask:
-    """Inpainting in latent space: where ``keep`` is 1 the original latent is restored after every
-    denoiser call (A1111's CFG-denoiser blend), so unmasked areas come back unchanged."""
+    """Inpainting in latent space: where ``keep`` is 1 the original latent is restored in every
+    denoiser call (A1111's CFG-denoiser blend, ``around``) and in the result, so unmasked areas
+    come back unchanged."""
 
     original: Tensor
     keep: Tensor  # [B or 1, 1, h, w] in [0, 1]
 
     def blend(self, denoised: Tensor) -> Tensor:
         return self.original.to(denoised) * self.keep.to(denoised) + denoised * (1 - self.keep.to(denoised))
+
+    def before_model(self, denoiser: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+        """A1111's blend for its timestep samplers (DDIM, PLMS, UniPC: ``mask_before_denoising``):
+        the model's input, the variance-preserving latent z = x / sqrt(1 + sigma^2), gets the
+        unnoised original pasted into the kept area, and the sampler goes on from its own x with
+        the noise estimate made there. In x0 terms: D = D(x_b) + (x - x_b), x_b the blended x."""
+        def call(x: Tensor, sigma: Tensor) -> Tensor:
+            scale = (1 + sigma.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1))) ** 2) ** 0.5
+            keep = self.keep.to(x)
+            blended = x * (1 - keep) + self.original.to(x) * keep * scale
+            return denoiser(blended, sigma) + (x - blended)
+        return call
+
+    def around(self, sampler: SamplerSpec, denoiser: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+        """The denoiser with this mask applied where A1111 applies it for ``sampler``: before the
+        model for the timestep samplers, after it (on the x0 estimate) for the others."""
+        if sampler.timestep_walk is not None:
+            return self.before_model(denoiser)
+        return lambda x, sigma: self.blend(denoiser(x, sigma))
 
 
 def sample_img2img_latents(
@@ -269,17 +291,24 @@ def sample_img2img_latents(
     callback: Callable[[SamplerStep], None] | None = None,
     image_conditioning: Tensor | None = None,
     noise_multiplier: float = 1.0,
+    fixed_steps: bool = False,
 ) -> Tensor:
+    """``fixed_steps``: take ``choice.steps`` steps whatever the strength, as A1111's hires pass
+    does (``Img2ImgSteps.of``)."""
     sampler = choice.sampler
-    full_ladder = sigma_ladder(model, choice)
-    sigmas = img2img_ladder(full_ladder, choice.steps, denoising_strength).to(model.policy.device)
+    cut = Img2ImgSteps.of(choice.steps, denoising_strength, fixed=fixed_steps)
     start = init_latents.to(model.policy.device, model.policy.unet_dtype)
+    if cut.ladder_steps == 0:  # A1111's hires pass at strength 0 leaves the latent as it is
+        return start
+    full_ladder = sigma_ladder(model, choice, cut.ladder_steps)
+    walk = img2img_start(sampler, choice.schedule, full_ladder, cut, model_sigmas_of(model))
+    sigmas = walk.sigmas.to(model.policy.device)
     x, step_noise = starting_point(sampler, noise_spec, sigmas, full_ladder, model.policy.device,
-                                   model.policy.unet_dtype, start, noise_multiplier)
+                                   model.policy.unet_dtype, start, noise_multiplier, walk)
     if image_conditioning is None and model.detected.family.is_inpainting:
         image_conditioning = blank_image_conditioning(model, x)
     guided = guided_denoiser(model, prompts, negatives, choice, image_conditioning, sigmas)
-    denoiser = guided if mask is None else (lambda x_, sigma: mask.blend(guided(x_, sigma)))
+    denoiser = guided if mask is None else mask.around(sampler, guided)
     with torch.inference_mode():
-        result = sampler(denoiser, x, sigmas, noise=step_noise, callback=callback, **choice.knobs)
+        result = run_sampler(sampler, denoiser, x, sigmas, noise=step_noise, callback=callback, **choice.knobs)
     return result if mask is None else mask.blend(result)

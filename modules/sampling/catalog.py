@@ -18,6 +18,7 @@ from torch import Tensor
 
 from modules.sampling import samplers as s
 from modules.sampling import schedules as sch
+from modules.sampling import timestep_walk as walk
 
 SamplerFunction = Callable[..., Tensor]
 
@@ -124,9 +125,11 @@ class SamplerSpec:
     ``ancestral`` / ``sde``: adds fresh noise every step with its default eta.
     ``second_order``: A1111's flag for samplers that evaluate the model twice per step.
     ``uses_ensd``: A1111 records the eta noise seed delta for it.
-    ``vp_initial_noise``: A1111 starts it from unscaled noise in the
-    variance-preserving latent (DDIM, PLMS, UniPC), i.e. x = noise * sqrt(1 + sigma_max^2)
-    here (``initial_noise_scale``). ``ends_at_sigma_min``: it returns the latent at
+    ``timestep_walk``: A1111 runs it in timestep space (DDIM, PLMS, UniPC; ``timestep_walk.py``):
+    under Automatic it walks A1111's timesteps instead of a ladder to 0, starts from unscaled
+    noise as the variance-preserving latent (x = noise * sqrt(1 + sigma_max^2) here,
+    ``initial_noise_scale``) and returns the variance-preserving latent at its last level
+    (``run_sampler``). ``ends_at_sigma_min``: it returns the latent at
     the ladder's last non-zero level rather than at 0 (DPM fast, DPM adaptive).
     ``lcm``: A1111 runs it over the LCM's own 50-timestep table with the LCM
     denoiser (``schedules.lcm_model_sigmas``, ``denoiser.LCMDenoiser``): its
@@ -143,7 +146,7 @@ class SamplerSpec:
     second_order: bool = False
     discard_penultimate_sigma: bool = False
     uses_ensd: bool = False
-    vp_initial_noise: bool = False
+    timestep_walk: str | None = None
     ends_at_sigma_min: bool = False
     lcm: bool = False
     fixed_knobs: tuple[tuple[str, Any], ...] = ()  # (name, value) pairs passed on every call
@@ -155,6 +158,10 @@ class SamplerSpec:
         if clash:
             raise ValueError(f"{self.name}: {', '.join(clash)} is fixed for this sampler")
         return self.function(denoiser, x, sigmas, **fixed, **kwargs)
+
+    @property
+    def vp_initial_noise(self) -> bool:
+        return self.timestep_walk is not None
 
 
 # Keyword arguments the pipeline passes, never the user: DPM fast's and adaptive's solve range
@@ -225,10 +232,12 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
         "DPM adaptive", ("k_dpm_ad",), s.sample_dpm_adaptive, None, _ADAPTIVE, ancestral=True, uses_ensd=True, ends_at_sigma_min=True
     ),
     SamplerSpec("Restart", ("restart",), s.sample_restart, "karras", ("s_noise",), second_order=True),
-    SamplerSpec("DDIM", ("ddim",), s.sample_ddim, "ddim", ("eta",), vp_initial_noise=True),
-    SamplerSpec("PLMS", ("plms",), s.sample_plms, "ddim", vp_initial_noise=True),
+    # A1111's timestep samplers have no default schedule (their Automatic is their own walk).
+    SamplerSpec("DDIM", ("ddim",), s.sample_ddim, None, ("eta",), timestep_walk=walk.DDIM_WALK),
+    SamplerSpec("PLMS", ("plms",), s.sample_plms, None, timestep_walk=walk.DDIM_WALK),
     SamplerSpec(
-        "UniPC", ("unipc",), s.sample_unipc, "sgm_uniform", ("order", "variant", "lower_order_final"), vp_initial_noise=True
+        "UniPC", ("unipc",), s.sample_unipc, None, ("order", "variant", "lower_order_final"),
+        timestep_walk=walk.UNIPC_WALK,
     ),
     SamplerSpec("LCM", ("k_lcm",), s.sample_lcm, lcm=True),
 )
@@ -296,6 +305,13 @@ def effective_schedule(sampler: SamplerSpec, schedule: ScheduleSpec | None) -> S
     return resolve_schedule(sampler.default_schedule or "uniform")
 
 
+def uses_timestep_walk(sampler: SamplerSpec, schedule: ScheduleSpec | None) -> bool:
+    """Whether the sampler walks A1111's timesteps: a timestep sampler under Automatic. (A1111
+    ignores the schedule for these three and writes none in the infotext; here a schedule picked
+    explicitly gives them that sigma ladder down to 0 instead.)"""
+    return sampler.timestep_walk is not None and (schedule is None or schedule.is_automatic)
+
+
 def sampler_sigmas(
     sampler: SamplerSpec,
     schedule: ScheduleSpec | None,
@@ -305,7 +321,8 @@ def sampler_sigmas(
     *,
     always_discard_penultimate: bool = False,
 ) -> Tensor:
-    """The ladder a sampler walks for ``steps`` steps: ``steps`` sigmas and a final 0.
+    """The ladder a sampler walks for ``steps`` steps: ``steps`` sigmas and a final 0, or for
+    DDIM, PLMS and UniPC under Automatic A1111's timestep walk (``timestep_walk.txt2img_walk``).
 
     For LCM the model's table is first narrowed to the LCM's 50 timesteps, as A1111 does.
 
@@ -313,13 +330,63 @@ def sampler_sigmas(
     or all of them with A1111's "always discard next-to-last sigma" setting, get a
     ladder built for steps + 1 with its next-to-last level removed, as A1111 does.
     """
+    discard = sampler.discard_penultimate_sigma or always_discard_penultimate
+    if uses_timestep_walk(sampler, schedule):
+        assert sampler.timestep_walk is not None
+        return walk.txt2img_walk(sampler.timestep_walk, steps, model_sigmas, discard)
     builder = effective_schedule(sampler, schedule).build
     assert builder is not None  # effective_schedule never returns Automatic
     if sampler.lcm:
         model_sigmas = sch.lcm_model_sigmas(model_sigmas)
-    discard = sampler.discard_penultimate_sigma or always_discard_penultimate
     ladder = builder(steps + 1 if discard else steps, model_sigmas, options)
     return torch.cat([ladder[:-2], ladder[-1:]]) if discard else ladder
+
+
+@dataclass(frozen=True)
+class Img2ImgSteps:
+    """A1111's ``setup_img2img_steps``: the step count the ladder (or the timesteps) is built
+    for, and t_enc, how many of its steps img2img keeps."""
+
+    ladder_steps: int
+    t_enc: int
+
+    @classmethod
+    def of(cls, steps: int, strength: float, *, fixed: bool = False) -> "Img2ImgSteps":
+        """img2img: the ``steps`` ladder, t_enc = int(min(strength, 0.999) * steps). ``fixed`` (the
+        hires pass, which A1111 always runs so, and its "img2img_fix_steps" setting): a ladder for
+        int(steps / min(strength, 0.999)) steps, t_enc = steps - 1, so that about ``steps`` are
+        taken whatever the strength. At strength 0 A1111 builds no ladder (its k-diffusion samplers
+        return the image unchanged, its timestep samplers fail): ladder_steps 0, nothing to walk."""
+        if not fixed:
+            return cls(steps, int(min(strength, 0.999) * steps))
+        if strength <= 0:
+            return cls(0, 0)
+        return cls(int(steps / min(strength, 0.999)), steps - 1)
+
+
+def img2img_start(
+    sampler: SamplerSpec, schedule: ScheduleSpec | None, full_ladder: Tensor, cut: Img2ImgSteps,
+    model_sigmas: Tensor, *, always_discard_penultimate: bool = False,
+) -> walk.WalkStart:
+    """Where img2img starts, as A1111 cuts it: on a sigma ladder built for ``cut.ladder_steps``,
+    ``full_ladder[ladder_steps - t_enc - 1:]`` (t_enc + 1 steps, so even strength 0 takes one step
+    at the smallest sigma), the init latent noised to its first level; for a timestep walk,
+    ``timestep_walk.img2img_walk``."""
+    if uses_timestep_walk(sampler, schedule):
+        assert sampler.timestep_walk is not None
+        discard = sampler.discard_penultimate_sigma or always_discard_penultimate
+        return walk.img2img_walk(sampler.timestep_walk, cut.ladder_steps, cut.t_enc, model_sigmas, discard)
+    sigmas = full_ladder[cut.ladder_steps - cut.t_enc - 1 :]
+    return walk.WalkStart(sigmas, float(sigmas[0]), 1.0)
+
+
+def run_sampler(sampler: SamplerSpec, denoiser: s.Denoiser, x: Tensor, sigmas: Tensor, **kwargs: Any) -> Tensor:
+    """The sampler over ``sigmas`` as A1111 runs it: a timestep sampler returns the
+    variance-preserving latent at its last level (x itself when that level is 0), and a
+    one-level walk (A1111's DDIM and PLMS at 1 step, img2img at t_enc <= 1) takes no step."""
+    last = float(sigmas[-1])  # read before sampling, not after the steps queued on the device
+    result = sampler(denoiser, x, sigmas, **kwargs) if len(sigmas) > 1 else x
+    return walk.vp_latent(result, last) if sampler.vp_initial_noise else result
 
 
 def initial_noise_scale(sampler: SamplerSpec, sigma_max: float, *, sgm_noise_multiplier: bool = False) -> float:
@@ -341,10 +408,14 @@ __all__ = [
     "ScheduleOptions",
     "ScheduleSpec",
     "effective_schedule",
+    "Img2ImgSteps",
+    "img2img_start",
     "initial_noise_scale",
     "resolve_sampler",
     "resolve_schedule",
+    "run_sampler",
     "sampler_names",
     "sampler_sigmas",
     "schedule_labels",
+    "uses_timestep_walk",
 ]

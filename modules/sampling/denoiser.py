@@ -18,7 +18,9 @@ import torch
 from torch import Tensor
 
 from modules.sampling.prediction import Prediction
-from modules.sampling.schedules import lcm_model_sigmas, lcm_stride, sigma_to_timestep, sigmas_from_alphas_cumprod
+from modules.sampling.schedules import (
+    LOG_SIGMA, lcm_model_sigmas, lcm_stride, sigma_to_timestep, sigmas_from_alphas_cumprod,
+)
 
 # model(x_scaled, timestep, **cond) -> eps or v, the UNet's calling convention.
 NoisePredictor = Callable[..., Tensor]
@@ -35,11 +37,16 @@ class DiscreteDenoiser:
     - v (Salimans & Ho 2022, v = alpha eps - sigma_vp x0 with alpha = c_in and
       sigma_vp = sigma c_in): x0 = c_skip x + c_out v, c_skip = 1 / (sigma^2 + 1),
       c_out = -sigma / sqrt(sigma^2 + 1).
+
+    ``interpolation``: how fractional timesteps are read from the table
+    (``schedules.LOG_SIGMA``, or ``LOG_ALPHA`` for A1111's UniPC, so the model is asked at
+    exactly the timestep UniPC's walk was built from).
     """
 
     model: NoisePredictor
     model_sigmas: Tensor  # the model's training sigmas, ascending in t
     prediction: Prediction = Prediction.EPS
+    interpolation: str = LOG_SIGMA
 
     @classmethod
     def from_alphas_cumprod(
@@ -50,7 +57,7 @@ class DiscreteDenoiser:
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
         sigma = _per_image(sigma, x)
         table = self.model_sigmas.to(device=x.device)
-        timestep = sigma_to_timestep(sigma, table)
+        timestep = sigma_to_timestep(sigma, table, self.interpolation)
         column = sigma.reshape(-1, *([1] * (x.dim() - 1)))
         c_in = 1 / (column**2 + 1) ** 0.5
         output = self.model(x * c_in.to(x.dtype), timestep, **cond)

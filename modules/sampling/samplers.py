@@ -7,7 +7,9 @@ Every sampler has one signature::
 in the formulation of Karras et al. 2022 (EDM): a latent at noise level sigma
 is x = x0 + sigma * eps, ``denoiser(x, sigma)`` returns its estimate of x0
 (``sigma`` is a 1-D tensor with one level per image), ``x`` arrives already
-scaled to ``sigmas[0]`` and ``sigmas`` ends with 0. The ODE they integrate is
+scaled to ``sigmas[0]`` and ``sigmas`` ends with 0, or, for A1111's timestep walks
+(``timestep_walk.py``), at a training level near the bottom (t = 1 or 0), where the result is x at that
+level (the caller turns it into the latent A1111 decodes). The ODE they integrate is
 dx/dsigma = (x - D(x, sigma)) / sigma (Karras et al. 2022, eq. 3).
 
 Randomness: every draw is ``noise.randn_like(x)``, whose row k comes from image

@@ -72,35 +72,57 @@ def sd_model_sigmas() -> Tensor:
     return sigmas_from_alphas_cumprod(scaled_linear_alphas_cumprod())
 
 
-def timestep_to_sigma(timestep: Tensor | float, model_sigmas: Tensor) -> Tensor:
-    """Noise level at a possibly fractional timestep: linear interpolation of log sigma.
+# How a discrete-time model's table is read between training timesteps: linearly in log sigma
+# (k-diffusion's DiscreteSchedule, A1111's k-diffusion samplers) or linearly in log alpha =
+# 0.5 log abar = -0.5 log(1 + sigma^2) (the discrete NoiseScheduleVP of DPM-Solver's and UniPC's
+# reference code, which A1111's UniPC port uses). Both agree at integer timesteps.
+LOG_SIGMA = "log_sigma"
+LOG_ALPHA = "log_alpha"
+
+
+def _ascending_key(sigma: Tensor, space: str) -> Tensor:
+    """The quantity interpolated linearly in t, as an increasing function of sigma."""
+    if space == LOG_SIGMA:
+        return sigma.log()
+    if space == LOG_ALPHA:
+        return 0.5 * torch.log1p(sigma**2)  # -log alpha
+    raise ValueError(f"unknown interpolation space {space!r}; expected {LOG_SIGMA!r} or {LOG_ALPHA!r}")
+
+
+def _sigma_of_key(key: Tensor, space: str) -> Tensor:
+    return key.exp() if space == LOG_SIGMA else torch.expm1(2 * key).sqrt()
+
+
+def timestep_to_sigma(timestep: Tensor | float, model_sigmas: Tensor, space: str = LOG_SIGMA) -> Tensor:
+    """Noise level at a possibly fractional timestep: linear interpolation of log sigma
+    (or of log alpha, ``space=LOG_ALPHA``).
 
     Discrete-time models are queried between their training timesteps this way
     (k-diffusion's DiscreteSchedule, which A1111 uses); t is clamped to [0, T-1].
     """
     dtype = torch.promote_types(model_sigmas.dtype, torch.float32)
-    log_sigmas = model_sigmas.to(dtype).log()
+    keys = _ascending_key(model_sigmas.to(dtype), space)
     t = torch.as_tensor(timestep, dtype=dtype, device=model_sigmas.device).clamp(0, len(model_sigmas) - 1)
     low = t.floor().long()
     high = t.ceil().long()
     weight = t - low.to(dtype)
-    return ((1 - weight) * log_sigmas[low] + weight * log_sigmas[high]).exp()
+    return _sigma_of_key((1 - weight) * keys[low] + weight * keys[high], space)
 
 
-def sigma_to_timestep(sigma: Tensor | float, model_sigmas: Tensor) -> Tensor:
+def sigma_to_timestep(sigma: Tensor | float, model_sigmas: Tensor, space: str = LOG_SIGMA) -> Tensor:
     """The inverse of ``timestep_to_sigma``: fractional timestep of a noise level.
 
     Finds the two training sigmas that bracket ``sigma`` and interpolates the
-    index linearly in log sigma; levels outside the table clamp to 0 or T-1.
+    index linearly in log sigma (or log alpha); levels outside the table clamp to 0 or T-1.
     """
     dtype = torch.promote_types(model_sigmas.dtype, torch.float32)
-    log_sigmas = model_sigmas.to(dtype).log()
-    log_sigma = torch.as_tensor(sigma, dtype=dtype, device=model_sigmas.device).log()
-    flat = log_sigma.reshape(-1).contiguous()
-    low = (torch.searchsorted(log_sigmas, flat, right=True) - 1).clamp(0, len(log_sigmas) - 2)
-    weight = ((flat - log_sigmas[low]) / (log_sigmas[low + 1] - log_sigmas[low])).clamp(0, 1)
+    keys = _ascending_key(model_sigmas.to(dtype), space)
+    key = _ascending_key(torch.as_tensor(sigma, dtype=dtype, device=model_sigmas.device), space)
+    flat = key.reshape(-1).contiguous()
+    low = (torch.searchsorted(keys, flat, right=True) - 1).clamp(0, len(keys) - 2)
+    weight = ((flat - keys[low]) / (keys[low + 1] - keys[low])).clamp(0, 1)
     weight = torch.nan_to_num(weight, nan=0.0)
-    return (low.to(dtype) + weight).reshape(log_sigma.shape)
+    return (low.to(dtype) + weight).reshape(key.shape)
 
 
 LCM_ORIGINAL_STEPS = 50  # Luo et al. 2023, "Latent Consistency Models": the skipping-step schedule of 50 timesteps
@@ -236,21 +258,17 @@ def normal_sigmas(steps: int, model_sigmas: Tensor, sigma_min: float, sigma_max:
 
 
 def ddim_sigmas(steps: int, model_sigmas: Tensor) -> Tensor:
-    """The DDIM sampler's spacing (Song et al. 2021): timesteps 1 + k*floor(T/steps), k < steps.
+    """A1111's "DDIM" schedule (``sd_schedulers.ddim_scheduler``): every training timestep
+    1 + k * max(T // steps, 1) below T, largest first, read from the float32 table, then 0.
 
-    For a step count that divides T this is exactly A1111's "DDIM" schedule
-    (t = 951, 901, ..., 1 for 20 steps). For other counts A1111 keeps every
-    timestep of that stride below T, which gives more levels than steps (31 for
-    30 steps); here exactly ``steps`` are kept, the lowest ones, which is also
-    what diffusers' DDIMScheduler does with "leading" spacing and steps_offset=1.
+    That is the DDIM sampler's spacing (Song et al. 2021; t = 951, 901, ..., 1 for 20 steps), and
+    when steps does not divide T it has more levels than steps (31 for 30), as in A1111;
+    diffusers' DDIMScheduler ("leading" spacing, steps_offset=1) keeps the lowest ``steps``.
     """
     _check_steps(steps)
     count = len(model_sigmas)
-    if steps > count - 1:
-        raise ValueError(f"the DDIM schedule has at most {count - 1} steps for a {count}-timestep model, got {steps}")
-    stride = count // steps
-    timesteps = [1 + k * stride for k in reversed(range(steps))]
-    return _append_zero(model_sigmas.double()[timesteps])
+    timesteps = list(range(1, count, max(count // steps, 1)))
+    return _append_zero(model_sigmas.float()[list(reversed(timesteps))])
 
 
 def beta_sigmas(

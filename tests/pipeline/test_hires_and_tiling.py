@@ -97,3 +97,31 @@ def test_hires_with_an_upscaler_model_runs_the_model_and_names_it(model, tmp_pat
     assert result.image.size == (32, 32)
     assert len(tiles_run) == 9  # the 16x16 first pass in 8px tiles overlapping by 2: 3 x 3 tiles
     assert parse_infotext(result.infotext)["Hires upscaler"] == "2x-tiny"
+
+
+class _StepCounter:
+    """A job that only records the progress it is given."""
+
+    interrupted = False
+
+    def __init__(self) -> None:
+        self.totals: list[int] = []
+
+    def report(self, step: int, total_steps: int, **_) -> None:
+        if step == 1:
+            self.totals.append(total_steps)
+
+    def take_skip(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("sampler", ["Euler", "DDIM"])
+def test_the_hires_pass_takes_its_steps_whatever_the_strength(model, sampler) -> None:  # noqa: F811
+    """As A1111 (steps given to sample_img2img): 4 hires steps at strength 0.5 walk the last 4 of an
+    8-step ladder, not 2 + 1 of a 4-step one; DDIM keeps t_enc = 3 of the 8 timesteps, 2 steps down
+    to t = 1 (its first pass: 4 timesteps, 3 steps)."""
+    params = Txt2ImgParams(**{**BASE.__dict__, "steps": 4, "sampler_name": sampler, "enable_hr": True,
+                              "hr_second_pass_steps": 4, "denoising_strength": 0.5})
+    job = _StepCounter()
+    generate_txt2img(model, params, None, job=job)
+    assert job.totals == ([4, 4] if sampler == "Euler" else [3, 2])  # first pass, hires pass

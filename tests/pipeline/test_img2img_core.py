@@ -7,11 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from modules.pipeline.sampling_run import (
-    LatentMask, SamplingChoice, images_to_latents, img2img_ladder, sample_img2img_latents,
-)
+from modules.pipeline.sampling_run import LatentMask, SamplingChoice, images_to_latents, sample_img2img_latents
+from modules.sampling.catalog import Img2ImgSteps, img2img_start, resolve_sampler
 from modules.sampling.noise import NoiseSpec
+from modules.sampling.schedules import sd_model_sigmas
 from tests.pipeline.test_sampling_run import model  # noqa: F401  (module-scoped tiny model fixture)
+
+
+def img2img_ladder(full: torch.Tensor, steps: int, strength: float) -> torch.Tensor:
+    start = img2img_start(resolve_sampler("Euler")[0], None, full, Img2ImgSteps.of(steps, strength), sd_model_sigmas())
+    assert start.noise_sigma == float(start.sigmas[0]) and start.rescale == 1.0  # noised to the first level
+    return start.sigmas
 
 
 def test_strength_keeps_the_tail_of_the_ladder() -> None:
@@ -21,6 +27,19 @@ def test_strength_keeps_the_tail_of_the_ladder() -> None:
     assert len(ladder) == 12 and ladder[0] == pytest.approx(full[9]) and ladder[-1] == 0
     assert torch.equal(img2img_ladder(torch.tensor(full), 20, 1.0), torch.tensor(full))  # 0.999 -> all 20 steps
     assert img2img_ladder(torch.tensor(full), 20, 0.0).tolist() == pytest.approx(full[-2:])  # one smallest step
+
+
+def test_the_hires_pass_takes_its_steps_whatever_the_strength() -> None:
+    """A1111's setup_img2img_steps with steps given (its hires pass): a ladder for int(20 / 0.7) = 28
+    steps, t_enc = 19, so sigmas[28 - 19 - 1:]: the last 20 steps of the 28-step ladder."""
+    assert Img2ImgSteps.of(20, 0.7, fixed=True) == Img2ImgSteps(28, 19)
+    assert Img2ImgSteps.of(20, 1.0, fixed=True) == Img2ImgSteps(20, 19)  # 20 / 0.999 -> 20
+    assert Img2ImgSteps.of(20, 0.0, fixed=True).ladder_steps == 0  # nothing to walk
+    assert Img2ImgSteps.of(20, 0.7) == Img2ImgSteps(20, 14)  # img2img keeps the steps, cuts the ladder
+    full = torch.linspace(14.6, 0.03, 28).tolist() + [0.0]
+    start = img2img_start(resolve_sampler("Euler")[0], None, torch.tensor(full), Img2ImgSteps.of(20, 0.7, fixed=True),
+                          sd_model_sigmas())
+    assert start.sigmas.tolist() == pytest.approx(full[8:]) and len(start.sigmas) == 21
 
 
 def test_more_strength_moves_further_from_the_init(model) -> None:  # noqa: F811

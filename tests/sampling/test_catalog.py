@@ -33,9 +33,10 @@ A1111_SAMPLERS = [
     ("DPM fast", ["k_dpm_fast"], None),
     ("DPM adaptive", ["k_dpm_ad"], None),
     ("Restart", ["restart"], "karras"),
-    ("DDIM", ["ddim"], "ddim"),
-    ("PLMS", ["plms"], "ddim"),
-    ("UniPC", ["unipc"], "sgm_uniform"),
+    # sd_samplers_timesteps lists these with no options: no default schedule (their own walk)
+    ("DDIM", ["ddim"], None),
+    ("PLMS", ["plms"], None),
+    ("UniPC", ["unipc"], None),
     ("LCM", ["k_lcm"], None),
 ]
 A1111_SCHEDULES = [
@@ -71,6 +72,7 @@ def test_a1111_flags():
     assert {n for n, s in flagged.items() if s.uses_ensd} == {"DPM++ 2S a", "Euler a", "DPM2 a", "DPM fast", "DPM adaptive"}
     assert {n for n, s in flagged.items() if s.second_order} == {"DPM++ SDE", "DPM++ 2S a", "Heun", "DPM2", "DPM2 a", "Restart"}
     assert {n for n, s in flagged.items() if s.vp_initial_noise} == {"DDIM", "PLMS", "UniPC"}
+    assert {n: s.timestep_walk for n, s in flagged.items() if s.timestep_walk} == {"DDIM": "ddim", "PLMS": "ddim", "UniPC": "unipc"}
 
 
 @pytest.mark.parametrize("alias, name", [(a, n) for n, aliases, _ in A1111_SAMPLERS for a in aliases])

@@ -25,9 +25,8 @@ noise sources) and the catalog's sampler, on the analytic denoiser of ``analytic
 Restart and LCM are A1111's own loops around k-diffusion's helpers (``sd_samplers_extra``,
 ``sd_samplers_lcm``); their oracles below are written from that v1.10 code's behaviour, over
 k-diffusion's ``get_sigmas_karras``/``to_d``/``DiscreteSchedule``. DDIM, PLMS and UniPC are not
-compared here: A1111 runs them in timestep space with its own ports, and they differ from ours
-by design (see the README's sampler table); ours are checked against diffusers
-(test_parity_diffusers.py).
+k-diffusion's: A1111 runs them in timestep space with its own loops, and test_timestep_oracle.py
+compares them with those.
 """
 
 from __future__ import annotations
@@ -236,8 +235,8 @@ def test_dpm_fast_and_adaptive_solve_over_the_models_range_whatever_the_ladder(k
 def test_every_sampler_of_the_catalog_is_compared_or_listed_as_different():
     from modules.sampling.catalog import sampler_names
     own_loops = {"Restart", "LCM"}
-    different_by_design = {"DDIM", "PLMS", "UniPC"}
-    assert set(sampler_names()) == set(A1111_KDIFFUSION) | own_loops | different_by_design
+    timestep_loops = {"DDIM", "PLMS", "UniPC"}  # test_timestep_oracle.py
+    assert set(sampler_names()) == set(A1111_KDIFFUSION) | own_loops | timestep_loops
 
 
 # ----- A1111's own loops: Restart and LCM -----

@@ -12,10 +12,11 @@ diffusers settings that reproduce A1111's spacing:
   timestep_spacing="linspace"; identical sigmas when (T-1)/(steps-1) is a whole
   number (diffusers interpolates sigma linearly, A1111 log-linearly, between timesteps);
 - "Karras": use_karras_sigmas=True with timestep_spacing="linspace";
-- "DDIM" (the DDIM and PLMS samplers): timestep_spacing="leading", steps_offset=1;
-  set_alpha_to_one=True makes the last step land on sigma 0;
-- "SGM Uniform" (our UniPC default): UniPC's timestep_spacing="linspace"; identical
+- "DDIM" (the schedule; DDIM and PLMS with it picked explicitly): timestep_spacing="leading",
+  steps_offset=1; set_alpha_to_one=True makes the last step land on sigma 0;
+- "SGM Uniform" (UniPC with it picked explicitly): UniPC's timestep_spacing="linspace"; identical
   when (T-1)/steps is a whole number.
+Under Automatic, DDIM, PLMS and UniPC walk A1111's timesteps instead (test_timestep_oracle.py).
 """
 
 from __future__ import annotations
