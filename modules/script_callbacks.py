@@ -28,6 +28,9 @@ class ScriptCallback:
 
 callback_map: dict[str, list[ScriptCallback]] = {f"callbacks_{kind}": [] for kind in CALLBACK_KINDS}
 errors: list[str] = []
+# Told (file that registered the callback, error text) when a callback raises; the app disables
+# the extension holding that file (``modules.extensions.startup.disable_extension``).
+failure_listeners: list[Callable[[str, str], None]] = []
 
 
 def _calling_script() -> str:
@@ -57,6 +60,8 @@ def _call(kind: str, *args: Any) -> list[Any]:
             print(message)
             if entry in entries:
                 entries.remove(entry)
+            for listener in list(failure_listeners):
+                listener(entry.script, message)
     return results
 
 
@@ -69,6 +74,7 @@ def remove_current_script_callbacks() -> None:
 def clear_callbacks() -> None:
     for entries in callback_map.values():
         entries.clear()
+    failure_listeners.clear()
 
 
 @dataclass
@@ -182,5 +188,9 @@ def _safe(entry: ScriptCallback, *args: Any, **kwargs: Any) -> Any:
     try:
         return entry.callback(*args, **kwargs)
     except Exception:  # isolates an extension
-        errors.append(f"Error in callback from {entry.script}:\n{traceback.format_exc()}")
+        message = f"Error in callback from {entry.script}:\n{traceback.format_exc()}"
+        errors.append(message)
+        print(message)
+        for listener in list(failure_listeners):
+            listener(entry.script, message)
         return None

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from modules import script_callbacks
+from modules.extensions.a1111_bridge import report_failure
 from modules.extensions.startup import ExtensionSet
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -162,8 +162,8 @@ def add_alwayson_script_uis(is_img2img: bool) -> tuple[RenderedScript, ...]:
         try:
             with accordion:
                 controls = script.ui(is_img2img)
-        except Exception:  # extension code: isolated, reported, and its half-built accordion removed
-            print(f"Error creating the UI of script {data.path}:\n{traceback.format_exc(limit=-3)}")
+        except Exception:  # extension code: isolated, reported (its extension disabled), its accordion removed
+            report_failure(script, "ui")
             accordion.unrender()
             continue
         controls = tuple(controls or ()) if isinstance(controls, (list, tuple)) else ((controls,) if controls else ())

@@ -45,8 +45,26 @@ _IMG2IMG = ("resize_mode", "mask_blur", "inpainting_fill", "inpaint_full_res", "
 
 
 def report_failure(script: Any, method: str) -> None:
-    print(f"Error running {method} of the extension script {getattr(script, 'filename', None) or script}:\n"
-          f"{traceback.format_exc(limit=-4)}", flush=True)
+    """An extension script raised: reported on the console, and its extension disabled until the
+    next start (shown as failed, with this error, in the Extensions tab)."""
+    path = getattr(script, "filename", None)
+    message = f"Error running {method} of the extension script {path or script}:\n{traceback.format_exc(limit=-4)}"
+    print(message, flush=True)
+    from modules import shared
+    from modules.extensions.startup import disable_extension
+
+    runtime = shared.bound_runtime()
+    if runtime is not None and path:
+        disable_extension(runtime, path, message)
+
+
+def extension_disabled(script: Any) -> bool:
+    """Whether the extension holding this script was disabled after an error in this run."""
+    from modules import shared
+
+    runtime, path = shared.bound_runtime(), getattr(script, "filename", None)
+    extension = runtime.extensions.holding(path) if runtime is not None and path else None
+    return extension is not None and not extension.enabled
 
 
 # ----- params <-> p -----
@@ -139,6 +157,8 @@ class A1111Lifecycle(JobHooks):
 
     def _each(self, method: str, *args: Any, **kwargs: Any) -> None:
         for script, script_args in self.calls:
+            if extension_disabled(script):
+                continue
             try:
                 getattr(script, method)(self.p, *args, *script_args, **kwargs)
             except Exception:  # isolates an extension, as A1111 does
@@ -266,9 +286,12 @@ class A1111Script(Script):
     def run(self, runtime: "Runtime", params: Txt2ImgParams, args: Sequence[Any], *,
             save: "SaveOptions | None" = None) -> list["GeneratedImage"]:
         """The selectable script's ``run(p, *args)``; its ``process_images(p)`` calls queue jobs."""
+        script = self.instance(params)
+        if extension_disabled(script):
+            raise ScriptArgsError(f"{self.title()}: its extension was disabled after an error (see the Extensions "
+                                  "tab); restart the server to load it again")
         p = processing_for(params)
         p.save_options = save
-        script = self.instance(params)
         processed = script.run(p, *with_defaults(args, self.args_info(isinstance(params, Img2ImgParams))))
         if processed is None:
             return []

@@ -37,6 +37,20 @@ class ExtensionSet:
     def enabled(self) -> list[loader.Extension]:
         return [e for e in self.extensions if e.enabled]
 
+    def holding(self, path: Path | str) -> loader.Extension | None:
+        """The extension whose folder holds ``path`` (a script or callback's file), if any."""
+        resolved = Path(path).resolve()
+        return next((e for e in self.extensions if resolved.is_relative_to(e.path.resolve())), None)
+
+    def disable_after_error(self, path: Path | str, message: str) -> loader.Extension | None:
+        """Disables, until the next start, the extension holding ``path``, with ``message`` as its
+        error (the Extensions tab shows it failed and why); its scripts and callbacks stop running."""
+        extension = self.holding(path)
+        if extension is not None:
+            extension.errors.append(message)
+            extension.enabled = False
+        return extension
+
 
 def persisted_disabled(options_file: Path) -> tuple[str, ...]:
     """The ``disabled_extensions`` setting, read before the Runtime exists (flags are not parsed yet)."""
@@ -83,11 +97,24 @@ def set_cmd_opts(args: argparse.Namespace) -> None:
     shared.cmd_opts.__dict__.update(vars(args))
 
 
+def disable_extension(runtime, path: str, message: str) -> None:
+    """An extension's code raised: it is disabled until the next start, and every callback it
+    registered is dropped, so it cannot fail again in this run (A1111 only reports)."""
+    from modules import script_callbacks
+
+    extension = runtime.extensions.disable_after_error(path, message)
+    if extension is None:
+        return
+    for entries in script_callbacks.callback_map.values():
+        entries[:] = [e for e in entries if runtime.extensions.holding(e.script) is not extension]
+
+
 def bind_compat_surface(runtime) -> None:
     """The A1111 module globals extensions read (checkpoint list, embeddings) answer from ``runtime``."""
-    from modules import sd_hijack, sd_models, shared
+    from modules import script_callbacks, sd_hijack, sd_models, shared
 
     shared.bind_runtime(runtime)
+    script_callbacks.failure_listeners[:] = [lambda path, message: disable_extension(runtime, path, message)]
     sd_models.list_models()
     sd_hijack.model_hijack.embedding_db.load_textual_inversion_embeddings()
 

@@ -44,6 +44,15 @@ class PageExtScript(scripts.Script):
         strength = gr.Slider(0, 1, value=0.25, label="Strength", elem_id=self.elem_id("strength"))
         return [enabled, strength]
 
+script_callbacks.on_ui_tabs(on_ui_tabs)
+script_callbacks.on_ui_settings(on_ui_settings)
+script_callbacks.on_app_started(on_app_started)
+'''
+
+# Its own extension: an extension whose ui() raises is disabled, the others load.
+BROKEN_UI_SCRIPT = '''
+from modules import scripts
+
 class BrokenUi(scripts.Script):
     def title(self):
         return "Broken UI"
@@ -51,10 +60,6 @@ class BrokenUi(scripts.Script):
         return scripts.AlwaysVisible
     def ui(self, is_img2img):
         raise RuntimeError("ui failed")
-
-script_callbacks.on_ui_tabs(on_ui_tabs)
-script_callbacks.on_ui_settings(on_ui_settings)
-script_callbacks.on_app_started(on_app_started)
 '''
 
 
@@ -70,6 +75,7 @@ def client(tmp_path):
     write(ext / "page-ext" / "javascript" / "b_second.js", "window.pageExtOrder.push('b');\n")
     write(ext / "page-ext" / "javascript" / "a_first.js", "window.pageExtOrder = ['a']; // </script> inside\n")
     write(ext / "page-ext" / "style.css", "#page_ext_greeting { color: rgb(1, 2, 3); }\n")
+    write(ext / "ui-fails" / "scripts" / "broken_ui.py", BROKEN_UI_SCRIPT)
     write(ext / "tab-fails" / "scripts" / "bad_tab.py",
           "from modules import script_callbacks\nscript_callbacks.on_ui_tabs(lambda: 1 / 0)\n")
     write(tmp_path / "extension-settings.json", '{"page_ext_level": 9}')
