@@ -1,0 +1,111 @@
+"""Names of A1111's modules that real extensions use, answering as A1111 v1.10.1's do."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from PIL import Image
+
+from modules import images, processing, shared
+from modules.infotext.files import save_image as save_generated_image
+
+RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
+
+
+def columns_image(colours: list[tuple[int, int, int]], height: int = 2) -> Image.Image:
+    image = Image.new("RGB", (len(colours), height))
+    for x, colour in enumerate(colours):
+        for y in range(height):
+            image.putpixel((x, y), colour)
+    return image
+
+
+def rows_image(colours: list[tuple[int, int, int]], width: int = 4) -> Image.Image:
+    return columns_image(colours, width).transpose(Image.Transpose.TRANSPOSE)
+
+
+# --- modules.images ---------------------------------------------------------------------------------
+
+def test_resize_mode_0_stretches_to_the_size():
+    assert images.resize_image(0, columns_image([RED, BLUE]), 6, 3).size == (6, 3)
+
+
+def test_resize_mode_1_covers_and_crops_around_the_centre():
+    # 4x2 into 2x2: A1111 resizes to 4x2 (unchanged) and pastes it at x=-1, keeping columns 1 and 2.
+    out = images.resize_image(1, columns_image([RED, GREEN, BLUE, WHITE]), 2, 2)
+    assert out.size == (2, 2) and [out.getpixel((x, 0)) for x in range(2)] == [GREEN, BLUE]
+
+
+def test_resize_mode_2_fits_and_fills_the_bars_with_the_edge_rows():
+    # 4x2 (red row over blue row) into 4x4: the image sits in rows 1-2, row 0 repeats its top edge, row 3 its bottom.
+    out = images.resize_image(2, rows_image([RED, BLUE]), 4, 4)
+    assert [out.getpixel((0, y)) for y in range(4)] == [RED, RED, BLUE, BLUE]
+
+
+def test_resize_mode_3_is_filled_as_a1111s_resize_image_does():
+    source = rows_image([RED, BLUE])
+    assert images.resize_image(3, source, 4, 4).tobytes() == images.resize_image(2, source, 4, 4).tobytes()
+
+
+def test_resize_with_a_named_upscaler_outside_the_app_says_the_runtime_is_missing(monkeypatch):
+    monkeypatch.setattr(shared, "_bound", [])
+    with pytest.raises(RuntimeError, match="runtime"):
+        images.resize_image(0, columns_image([RED, BLUE]), 8, 8, upscaler_name="R-ESRGAN 4x+")
+
+
+def test_read_info_from_image_reads_what_generation_wrote(tmp_path):
+    infotext = "a cat\nNegative prompt: dog\nSteps: 12, Sampler: Euler a, Seed: 5, Size: 8x8"
+    png, jpg = tmp_path / "a.png", tmp_path / "a.jpg"
+    image = Image.new("RGB", (8, 8))
+    image.info["extra"] = "kept"
+    save_generated_image(image, png, infotext)
+    save_generated_image(image, jpg, infotext)
+    geninfo, items = images.read_info_from_image(Image.open(png))
+    assert geninfo == infotext and items.get("extra") == "kept" and "parameters" not in items
+    geninfo, items = images.read_info_from_image(Image.open(jpg))
+    assert geninfo == infotext and items["exif comment"] == infotext and "exif" not in items
+
+
+def test_image_data_reads_infotext_from_bytes_or_text(tmp_path):
+    save_generated_image(Image.new("RGB", (4, 4)), tmp_path / "a.png", "cat\nSteps: 3")
+    assert images.image_data((tmp_path / "a.png").read_bytes()) == ("cat\nSteps: 3", None)
+    assert images.image_data(b"just text") == ("just text", None)
+
+
+def test_sanitize_filename_part_as_a1111():
+    assert images.sanitize_filename_part("  a/b: c. ") == "__a_b__c._"
+    assert images.sanitize_filename_part("  a/b: c. ", replace_spaces=False) == "a_b_ c"
+    assert images.sanitize_filename_part(None) is None
+    assert len(images.sanitize_filename_part("x" * 300)) == 128
+
+
+def test_filename_generator_expands_a_pattern():
+    p = processing.StableDiffusionProcessingTxt2Img(steps=12, cfg_scale=7.5, sampler_name="Euler a")
+    namegen = images.FilenameGenerator(p, 42, "a cat, on a mat", Image.new("RGB", (64, 32)))
+    pattern = "[seed]-[steps]-[cfg]-[width]x[height]-[prompt_words]-[sampler]-[unknown]"
+    assert namegen.apply(pattern) == "42-12-7.5-64x32-a cat on a mat-Euler a-[unknown]"
+    assert namegen.apply("[prompt]") == "a_cat,_on_a_mat"
+    assert namegen.apply("[datetime<%Y>]") == str(dt.datetime.now().year)
+    assert namegen.apply("[seed]-[batch_number]") == "42"  # one image per batch: the token and the "-" before it go
+
+
+def test_next_sequence_number_counts_past_the_highest(tmp_path):
+    for name in ("00003-1.png", "00007-x.png", "notes.txt"):
+        (tmp_path / name).write_text("")
+    assert images.get_next_sequence_number(str(tmp_path), "") == 8
+
+
+def test_grid_annotations_add_a_label_band():
+    grid = Image.new("RGB", (64, 32), "red")
+    columns = [[images.GridAnnotation("left")], [images.GridAnnotation("right", is_active=False)]]
+    out = images.draw_grid_annotations(grid, 32, 32, columns, [[images.GridAnnotation("")]])
+    assert out.width == 64 and out.height > 32
+    assert out.getpixel((0, out.height - 1)) == RED and out.getpixel((0, 0)) == WHITE
+    assert images.get_font(14).size == 14
+
+
+def test_save_image_with_geninfo_round_trips(tmp_path):
+    target = tmp_path / "b.png"
+    images.save_image_with_geninfo(Image.new("RGB", (4, 4)), "dog\nSteps: 2", str(target))
+    assert images.read_info_from_image(Image.open(target))[0] == "dog\nSteps: 2"
