@@ -1,5 +1,8 @@
 """A1111 compatibility surface: ``modules.processing`` — the mutable processing object ``p`` with
-A1111's field names, ``Processed``, ``fix_seed`` and ``create_infotext``.
+A1111's field names, ``Processed``, ``fix_seed`` and ``create_infotext``; and the helpers
+extensions call from their scripts: ``opt_C``/``opt_f``, ``create_random_tensors`` (the engine's
+seeded noise), ``decode_first_stage``/``images_tensor_to_samples`` (the engine's VAE),
+``apply_overlay``, ``setup_color_correction``/``apply_color_correction``.
 
 ``process_images(p)`` turns ``p`` into a job (``modules.extensions.a1111_bridge.params_from``),
 queues it through ``Runtime.submit`` like every other job, and waits for its images.
@@ -11,8 +14,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import torch
+from PIL import Image, ImageCms
+
 from modules.infotext.format import format_infotext
-from modules.sampling.noise import system_entropy
+from modules.sampling.noise import ImageNoise, NoiseSpec, system_entropy
+
+opt_C = 4  # latent channels of SD1/SD2/SDXL (A1111's name)
+opt_f = 8  # pixels per latent (A1111's name)
 
 
 @dataclass
@@ -176,3 +186,108 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
     processed = processed_from(p, results)
     processed.generated = results  # the engine's own results, kept for the caller in the engine
     return processed
+
+
+# --- helpers extensions call ----------------------------------------------------------------------
+
+def create_random_tensors(shape, seeds, subseeds=None, subseed_strength: float = 0.0, seed_resize_from_h: int = 0,
+                          seed_resize_from_w: int = 0, p: Any = None) -> torch.Tensor:
+    """Initial noise [len(seeds), *shape] drawn as the engine draws it for these seeds (A1111's
+    CPU RNG: the same seed gives the same noise as a generation), on ``devices.device``."""
+    from modules import devices
+
+    spec = NoiseSpec(tuple(int(s) for s in seeds), tuple(shape), tuple(int(s) for s in (subseeds or ())),
+                     float(subseed_strength), max(0, int(seed_resize_from_h or 0)), max(0, int(seed_resize_from_w or 0)))
+    return ImageNoise(spec, devices.device).initial_noise()
+
+
+def _model(model: Any) -> Any:
+    """The engine's loaded model: the one given, or the Runtime's current checkpoint."""
+    if hasattr(model, "vae") and hasattr(model, "detected"):
+        return model
+    from modules import shared
+
+    runtime = shared.bound_runtime()
+    if runtime is None:
+        raise RuntimeError("the web UI's runtime is not bound: the VAE is available only inside the app")
+    return runtime.acquire_model()
+
+
+def decode_first_stage(model: Any, x: torch.Tensor) -> torch.Tensor:
+    """Scaled latents -> images in [-1, 1] through the model's VAE (tiled as the engine tiles)."""
+    from modules.models.vae_decode import decode_latents
+    from modules.pipeline.sampling_run import vae_decoder
+
+    loaded = _model(model)
+    with torch.inference_mode():
+        return decode_latents(loaded.vae, x / loaded.detected.vae.scale_factor, loaded.policy.vae_retry_in_fp32,
+                              vae_decoder(loaded, x))
+
+
+def images_tensor_to_samples(image: torch.Tensor, approximation: Any = None, model: Any = None) -> torch.Tensor:
+    """Images [B, 3, H, W] in 0..1 -> scaled latents (the posterior mean, as the engine's img2img)."""
+    loaded = _model(model)
+    dtype = next(loaded.vae.parameters()).dtype
+    with torch.inference_mode():
+        mean = loaded.vae_encode_call()((image * 2.0 - 1.0).to(loaded.policy.device, dtype))
+    return mean.float() * loaded.detected.vae.scale_factor
+
+
+def apply_overlay(image: Image.Image, paste_loc: tuple | None, index: int, overlays: list | None) -> Image.Image:
+    """Composites the inpainting overlay ``overlays[index]`` over ``image`` (first cropped-and-
+    resized into ``paste_loc`` (x, y, w, h) when the image is an only-masked crop)."""
+    if overlays is None or index >= len(overlays):
+        return image
+    from modules.images import resize_image
+
+    overlay = overlays[index]
+    if paste_loc is not None:
+        x, y, w, h = paste_loc
+        canvas = Image.new("RGBA", (overlay.width, overlay.height))
+        canvas.paste(resize_image(1, image, w, h), (x, y))
+        image = canvas
+    image = image.convert("RGBA")
+    image.alpha_composite(overlay)
+    return image.convert("RGB")
+
+
+def _lab_transforms() -> tuple[Any, Any]:
+    srgb, lab = ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB")
+    return (ImageCms.buildTransform(srgb, lab, "RGB", "LAB"), ImageCms.buildTransform(lab, srgb, "LAB", "RGB"))
+
+
+def setup_color_correction(image: Image.Image) -> np.ndarray:
+    """The colour target of img2img's colour correction: the image in CIELAB (8-bit, H x W x 3)."""
+    to_lab, _ = _lab_transforms()
+    return np.asarray(ImageCms.applyTransform(image.convert("RGB"), to_lab))
+
+
+def apply_color_correction(correction: np.ndarray, original_image: Image.Image) -> Image.Image:
+    """A1111's colour correction: each CIELAB channel of ``original_image`` histogram-matched to
+    ``correction``, then the original's luminosity put back (the "luminosity" blend of the W3C
+    Compositing spec, section 10.2), so only hue and saturation move towards the target."""
+    from modules.pipeline.outpaint import match_histograms
+
+    to_lab, to_rgb = _lab_transforms()
+    lab = np.asarray(ImageCms.applyTransform(original_image.convert("RGB"), to_lab)).reshape(-1, 3).astype(np.float64)
+    matched = match_histograms(lab, correction.reshape(-1, 3).astype(np.float64))
+    lab_image = Image.fromarray(np.clip(matched, 0, 255).round().astype(np.uint8).reshape(*np.asarray(original_image).shape[:2], 3), "LAB")
+    recoloured = np.asarray(ImageCms.applyTransform(lab_image, to_rgb)).astype(np.float64) / 255.0
+    original = np.asarray(original_image.convert("RGB")).astype(np.float64) / 255.0
+    blended = _with_luminosity(recoloured, original)
+    return Image.fromarray((blended * 255.0).round().astype(np.uint8), "RGB")
+
+
+def _lum(c: np.ndarray) -> np.ndarray:
+    return c @ np.array([0.3, 0.59, 0.11])
+
+
+def _with_luminosity(colour: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """W3C ``SetLum(colour, Lum(source))`` with ``ClipColor``: colour's hue and saturation, source's luminosity."""
+    c = colour + (_lum(source) - _lum(colour))[..., None]
+    lum = _lum(c)[..., None]
+    low, high = c.min(axis=-1, keepdims=True), c.max(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.where(low < 0, lum + (c - lum) * lum / np.where(lum - low == 0, 1, lum - low), c)
+        c = np.where(high > 1, lum + (c - lum) * (1 - lum) / np.where(high - lum == 0, 1, high - lum), c)
+    return np.clip(c, 0.0, 1.0)

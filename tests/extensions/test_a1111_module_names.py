@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
+from types import SimpleNamespace
 
 import pytest
+import torch
 from PIL import Image
 
 from modules import images, processing, shared
@@ -109,3 +112,99 @@ def test_save_image_with_geninfo_round_trips(tmp_path):
     target = tmp_path / "b.png"
     images.save_image_with_geninfo(Image.new("RGB", (4, 4)), "dog\nSteps: 2", str(target))
     assert images.read_info_from_image(Image.open(target))[0] == "dog\nSteps: 2"
+
+
+# --- modules.processing -----------------------------------------------------------------------------
+
+def test_latent_constants():
+    assert (processing.opt_C, processing.opt_f) == (4, 8)
+
+
+def test_create_random_tensors_is_the_seeds_cpu_noise():
+    noise = processing.create_random_tensors((4, 8, 8), seeds=[5, 6])
+    assert noise.shape == (2, 4, 8, 8)
+    for row, seed in zip(noise.cpu(), (5, 6)):
+        assert torch.equal(row, torch.randn((4, 8, 8), generator=torch.Generator().manual_seed(seed)))
+
+
+def test_create_random_tensors_with_a_variation_seed_moves_towards_it():
+    base = processing.create_random_tensors((4, 8, 8), [5])
+    varied = processing.create_random_tensors((4, 8, 8), [5], subseeds=[9], subseed_strength=0.5)
+    full = processing.create_random_tensors((4, 8, 8), [5], subseeds=[9], subseed_strength=1.0)
+    assert not torch.equal(base, varied)
+    assert torch.allclose(full.cpu(), torch.randn((4, 8, 8), generator=torch.Generator().manual_seed(9))[None], atol=1e-5)
+
+
+def tiny_loaded_vae():
+    from modules.models.vae_tiling import VAETiling
+    from tests.models.test_vae_decode import tiny_vae
+    from tests.nets.checkpoints import TINY_SD1_VAE
+
+    vae = tiny_vae(torch.float32)
+    return vae, SimpleNamespace(vae=vae, detected=SimpleNamespace(vae=TINY_SD1_VAE), vae_tiling=VAETiling(),
+                                policy=SimpleNamespace(vae_retry_in_fp32=False, device=torch.device("cpu"), is_cuda=False),
+                                vae_decode_call=lambda: vae.decode, vae_encode_call=lambda: vae.encode)
+
+
+def test_decode_first_stage_unscales_and_decodes():
+    vae, model = tiny_loaded_vae()
+    latents = torch.randn((1, 4, 4, 4), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expected = vae.decode(latents / TINY_SD1_VAE_SCALE())
+    assert torch.allclose(processing.decode_first_stage(model, latents), expected, atol=1e-5)
+
+
+def test_images_tensor_to_samples_encodes_and_scales():
+    vae, model = tiny_loaded_vae()
+    pixels = torch.rand((1, 3, 16, 16), generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        expected = vae.encode(pixels * 2 - 1) * TINY_SD1_VAE_SCALE()
+    assert torch.allclose(processing.images_tensor_to_samples(pixels, model=model), expected, atol=1e-5)
+
+
+def TINY_SD1_VAE_SCALE() -> float:  # noqa: N802 - reads as the constant it is
+    from tests.nets.checkpoints import TINY_SD1_VAE
+    return TINY_SD1_VAE.scale_factor
+
+
+def test_decode_outside_the_app_says_the_runtime_is_not_bound(monkeypatch):
+    monkeypatch.setattr(shared, "_bound", [])
+    with pytest.raises(RuntimeError, match="not bound"):
+        processing.decode_first_stage(None, torch.zeros((1, 4, 2, 2)))
+
+
+def test_apply_overlay_composites_the_overlay_into_the_crop():
+    overlay = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    overlay.putpixel((0, 0), (255, 255, 255, 255))
+    out = processing.apply_overlay(Image.new("RGB", (2, 2), RED), (2, 2, 2, 2), 0, [overlay])
+    assert out.size == (4, 4) and out.getpixel((0, 0)) == WHITE and out.getpixel((3, 3)) == RED
+    assert out.getpixel((1, 1)) == (0, 0, 0)  # outside the crop and the overlay: empty
+    assert processing.apply_overlay(Image.new("RGB", (2, 2), RED), None, 1, [overlay]).getpixel((0, 0)) == RED
+
+
+def test_color_correction_moves_colours_towards_the_target_and_keeps_luminosity():
+    target = Image.new("RGB", (8, 8), (40, 80, 200))
+    drifted = Image.new("RGB", (8, 8), (200, 80, 40))
+    out = processing.apply_color_correction(processing.setup_color_correction(target), drifted)
+    r, g, b = out.getpixel((0, 0))
+    assert b > r  # now blue-ish as the target
+    luminosity = lambda c: 0.3 * c[0] + 0.59 * c[1] + 0.11 * c[2]  # noqa: E731 - W3C Lum()
+    assert abs(luminosity((r, g, b)) - luminosity((200, 80, 40))) < 2
+
+
+# --- modules.devices --------------------------------------------------------------------------------
+
+def test_autocast_contexts_run_float32_work_unchanged():
+    from modules import devices
+
+    with devices.autocast(), devices.without_autocast():
+        assert (torch.ones(2) * 2).dtype == torch.float32
+    assert devices.has_mps() in (True, False) and devices.has_mps() == (sys.platform == "darwin" and torch.backends.mps.is_available())
+
+
+def test_test_for_nans_raises_on_nan_output():
+    from modules import devices
+
+    devices.test_for_nans(torch.zeros((1, 4, 2, 2)), "unet")
+    with pytest.raises(devices.NansException, match="unet"):
+        devices.test_for_nans(torch.full((1, 4, 2, 2), float("nan")), "unet")
