@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
 from PIL import Image
 
-from modules import images, processing, shared
+from modules import images, processing, scripts, shared
 from modules.infotext.files import save_image as save_generated_image
+from tests.api.conftest import write_tiny_model
+from tests.extensions.test_a1111_runtime_modules import bound  # noqa: F401 - a fixture
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
@@ -208,3 +210,78 @@ def test_test_for_nans_raises_on_nan_output():
     devices.test_for_nans(torch.zeros((1, 4, 2, 2)), "unet")
     with pytest.raises(devices.NansException, match="unet"):
         devices.test_for_nans(torch.full((1, 4, 2, 2), float("nan")), "unet")
+
+
+# --- modules.shared -------------------------------------------------------------------------------
+
+def test_shared_names_extensions_read():
+    from modules import devices
+
+    assert shared.device == devices.device and shared.hypernetworks == {} and shared.loaded_hypernetworks == []
+    assert sorted(["img10", "img2", "Img1"], key=shared.natural_sort_key) == ["Img1", "img2", "img10"]
+
+
+def test_walk_files_in_natural_order_filtered_by_suffix(tmp_path):
+    for name in ("b/img10.PNG", "b/img2.png", "a/note.txt", "a/x.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    found = [path.replace(str(tmp_path), "") for path in shared.walk_files(str(tmp_path), allowed_extensions=[".png"])]
+    assert found == ["/a/x.png", "/b/img2.png", "/b/img10.PNG"]
+    assert list(shared.walk_files(str(tmp_path / "missing"))) == []
+
+
+def test_checkpoint_tiles_follow_a_refresh(bound):
+    assert shared.list_checkpoint_tiles() == [bound.checkpoints()[0].title]
+    write_tiny_model(bound.config.data_dir / "models" / "Stable-diffusion" / "second.safetensors", seed=2)
+    shared.refresh_checkpoints()
+    assert len(shared.list_checkpoint_tiles()) == 2 and any("second" in t for t in shared.list_checkpoint_tiles())
+
+
+# --- modules.scripts ------------------------------------------------------------------------------
+
+class AlwaysOnDemo(scripts.Script):
+    def title(self):
+        return "Demo always"
+
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+
+
+class TxtOnlyDemo(scripts.Script):
+    def title(self):
+        return "Demo pick"
+
+    def show(self, is_img2img):
+        return not is_img2img
+
+
+def test_script_runners_list_each_tabs_registered_scripts(bound, tmp_path):
+    from modules.extensions.a1111_bridge import register_scripts
+
+    module = ModuleType("demo_scripts")
+    register_scripts(bound, [scripts.ScriptClassData(cls, str(tmp_path / "demo.py"), str(tmp_path), module)
+                             for cls in (AlwaysOnDemo, TxtOnlyDemo)])
+    txt, img = scripts.scripts_txt2img, scripts.scripts_img2img
+    assert [type(s) for s in txt.alwayson_scripts] == [AlwaysOnDemo] and txt.alwayson_scripts[0].alwayson
+    assert "Demo pick" in txt.titles and "Demo pick" not in img.titles
+    assert "X/Y/Z plot" in txt.titles and "X/Y/Z plot" in img.titles  # the built-in scripts are listed too
+    assert isinstance(txt.script("demo PICK"), TxtOnlyDemo) and txt.script("demo pick").is_txt2img
+    assert img.script("Demo always").is_img2img and img.script("demo pick") is None
+    assert len(txt.scripts) == len(txt.selectable_scripts) + 1
+    assert scripts.OnComponent(component="c").component == "c"
+
+
+def test_script_runner_outside_the_app_lists_nothing(monkeypatch):
+    monkeypatch.setattr(shared, "_bound", [])
+    assert scripts.scripts_txt2img.scripts == [] and scripts.scripts_txt2img.titles == []
+
+
+# --- modules.sd_samplers --------------------------------------------------------------------------
+
+def test_create_sampler_says_why_it_is_not_available():
+    from modules import sd_samplers
+
+    with pytest.raises(NotImplementedError, match="p.sampler_name"):
+        sd_samplers.create_sampler("Euler a", None)
+    with pytest.raises(ValueError, match="bad sampler name"):
+        sd_samplers.create_sampler("no such sampler", None)
