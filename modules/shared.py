@@ -75,7 +75,7 @@ sd_upscalers: list = []
 demo: Any = None
 hide_dirs: dict = {}
 parser = argparse.ArgumentParser(add_help=False)
-prompt_styles: Any = None  # a PromptStyles once bound (A1111 fills it at start too)
+prompt_styles: Any = None  # a styles.StyleDatabase once bound (A1111 fills it at start too)
 device = _devices.device
 weight_load_location = None
 batch_cond_uncond = True
@@ -91,19 +91,6 @@ settings_components: Any = None
 tab_names: list = []
 progress_print_out = sys.stdout
 latent_upscale_default_mode = "Latent"
-
-
-class PromptStyles:
-    """A1111's ``shared.prompt_styles``: ``styles`` (name -> style with ``prompt``,
-    ``negative_prompt``), read from our styles file."""
-
-    def __init__(self, path: Any):
-        self.path = path
-        self.reload()
-
-    def reload(self) -> None:
-        from modules.styles import read_styles
-        self.styles = read_styles(self.path) if self.path.is_file() else {}
 
 
 def reload_hypernetworks() -> None:
@@ -169,9 +156,11 @@ _bound: list = []  # the app's one Runtime, once bind_runtime is called at start
 def bind_runtime(runtime: Any) -> None:
     """Called at server start: the compat modules (``sd_models``, ``hashes``, ``sd_hijack``) answer
     from this Runtime."""
+    from modules.styles import StyleDatabase
+
     global prompt_styles
     _bound[:] = [runtime]
-    prompt_styles = PromptStyles(runtime.config.styles_file)
+    prompt_styles = StyleDatabase([runtime.config.styles_file])
 
 
 def bound_runtime() -> Any:

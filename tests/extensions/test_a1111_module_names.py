@@ -285,3 +285,77 @@ def test_create_sampler_says_why_it_is_not_available():
         sd_samplers.create_sampler("Euler a", None)
     with pytest.raises(ValueError, match="bad sampler name"):
         sd_samplers.create_sampler("no such sampler", None)
+
+
+# --- modules.extensions ---------------------------------------------------------------------------
+
+def test_extensions_list_a1111s_fields_from_the_runtime(bound, tmp_path):
+    from modules import extensions
+    from modules.extensions import loader
+    from modules.extensions.startup import ExtensionSet
+    from tests.extensions.test_manage import commit_file, git
+
+    clone = tmp_path / "extensions" / "sd-demo"
+    clone.mkdir(parents=True)
+    git(clone, "init", "-q", "-b", "main")
+    commit = commit_file(clone, "scripts/demo.py", "LEVEL = 1\n")
+    git(clone, "remote", "add", "origin", "https://example.com/sd-demo.git")
+    shipped, off = tmp_path / "builtin" / "shipped", tmp_path / "extensions" / "off"
+    shipped.mkdir(parents=True)
+    off.mkdir()
+    bound.extensions = ExtensionSet([loader.Extension("shipped", shipped), loader.Extension("sd-demo", clone),
+                                     loader.Extension("off", off, enabled=False)], frozenset({"shipped"}), True)
+
+    listed = extensions.extensions
+    assert [(e.name, e.enabled, e.is_builtin) for e in listed] == [("shipped", True, True), ("sd-demo", True, False),
+                                                                  ("off", False, False)]
+    demo = listed[1]
+    assert (demo.path, demo.remote, demo.branch, demo.commit_hash, demo.version) == (
+        str(clone), "https://example.com/sd-demo.git", "main", commit, commit[:8])
+    assert listed[0].remote is None and listed[0].commit_hash is None  # not a git clone
+    assert [e.name for e in extensions.active()] == ["shipped", "sd-demo"]
+    assert extensions.extensions is listed  # the same objects on every read: status and can_update stick
+    assert extensions.find_extension(str(clone / "scripts" / "demo.py")) is demo
+    assert [f.filename for f in demo.list_files("scripts", ".py")] == ["demo.py"]
+    assert isinstance(demo, extensions.Extension)
+
+
+def test_extension_folders_follow_the_paths(monkeypatch, tmp_path):
+    from modules import extensions, paths
+
+    monkeypatch.setattr(paths, "extensions_dir", str(tmp_path / "ext"))
+    assert extensions.extensions_dir == str(tmp_path / "ext")
+    assert extensions.extensions_builtin_dir == paths.extensions_builtin_dir
+
+
+def test_extensions_outside_the_app_are_none(monkeypatch):
+    from modules import extensions
+
+    monkeypatch.setattr(shared, "_bound", [])
+    assert extensions.extensions == [] and extensions.active() == []
+
+
+# --- modules.styles -------------------------------------------------------------------------------
+
+def test_style_database_reads_applies_and_saves(tmp_path):
+    from modules import styles
+
+    path = tmp_path / "styles.csv"
+    path.write_text("name,prompt,negative_prompt\nframed,\"{prompt}, in a frame\",blurry\nsunny,sunny day,\n",
+                    encoding="utf-8")
+    database = styles.StyleDatabase([path])
+    assert database.styles["framed"] == styles.PromptStyle("framed", "{prompt}, in a frame", "blurry", str(path))
+    assert database.apply_styles_to_prompt("a cat", ["framed", "sunny"]) == "a cat, in a frame, sunny day"
+    assert database.apply_negative_styles_to_prompt("ugly", ["framed", "unknown"]) == "ugly, blurry"
+    assert database.get_style_prompts(["unknown"]) == [""]
+    database.styles["night"] = styles.PromptStyle("night", "at night", "day", None)
+    database.save_styles()
+    assert styles.StyleDatabase(str(path)).styles["night"].negative_prompt == "day"
+    assert styles.merge_prompts("{prompt} art", "cat") == "cat art"
+
+
+def test_shared_prompt_styles_is_a_style_database(bound):
+    from modules import styles
+
+    assert isinstance(shared.prompt_styles, styles.StyleDatabase)
+    assert shared.prompt_styles.path == bound.config.styles_file
