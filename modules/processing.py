@@ -2,7 +2,7 @@
 A1111's field names, ``Processed``, ``fix_seed`` and ``create_infotext``; and the helpers
 extensions call from their scripts: ``opt_C``/``opt_f``, ``create_random_tensors`` (the engine's
 seeded noise), ``decode_first_stage``/``images_tensor_to_samples`` (the engine's VAE),
-``apply_overlay``, ``setup_color_correction``/``apply_color_correction``.
+``apply_overlay``, ``create_binary_mask``, ``setup_color_correction``/``apply_color_correction``.
 
 ``process_images(p)`` turns ``p`` into a job (``modules.extensions.a1111_bridge.params_from``),
 queues it through ``Runtime.submit`` like every other job, and waits for its images.
@@ -249,6 +249,15 @@ def apply_overlay(image: Image.Image, paste_loc: tuple | None, index: int, overl
     image = image.convert("RGBA")
     image.alpha_composite(overlay)
     return image.convert("RGB")
+
+
+def create_binary_mask(image: Image.Image, round: bool = True) -> Image.Image:  # noqa: A002 - A1111's name
+    """A mask as "L": an RGBA image's alpha (thresholded at 128 unless ``round`` is False) when it
+    has transparency, else the image in greyscale."""
+    if image.mode == "RGBA" and image.getextrema()[-1] != (255, 255):
+        alpha = image.split()[-1].convert("L")
+        return alpha.point(lambda x: 255 if x > 128 else 0) if round else alpha
+    return image.convert("L")
 
 
 def _lab_transforms() -> tuple[Any, Any]:

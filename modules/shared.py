@@ -11,9 +11,11 @@ one Runtime at start.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import re
 import sys
+import time
 from typing import Any, Callable, Iterator
 
 from modules import devices as _devices
@@ -33,16 +35,35 @@ class State:
         self.sampling_steps = 0
         self.textinfo: str | None = None
         self.current_image = None
+        self.current_latent = None
+        self.current_image_sampling_step = 0
+        self.id_live_preview = 0
+        self.stopping_generation = False
+        self.job_timestamp = "0"
+        self.time_start: float | None = None
+        self.server_start = time.time()
 
     def interrupt(self) -> None:
         self.interrupted = True
+
+    def stop_generating(self) -> None:
+        self.stopping_generation = True
+
+    def dict(self) -> dict:
+        """The progress fields A1111's ``/internal/progress`` reports."""
+        return {"skipped": self.skipped, "interrupted": self.interrupted, "stopping_generation": self.stopping_generation,
+                "job": self.job, "job_count": self.job_count, "job_timestamp": self.job_timestamp,
+                "job_no": self.job_no, "sampling_step": self.sampling_step, "sampling_steps": self.sampling_steps}
 
     def skip(self) -> None:
         self.skipped = True
 
     def begin(self, job: str = "(unknown)") -> None:
+        server_start = self.server_start
         self.__init__()
-        self.job = job
+        self.job, self.server_start = job, server_start
+        self.job_timestamp = datetime.datetime.now().strftime("%Y%m%d%H%M%S")
+        self.time_start = time.time()
 
     def end(self) -> None:
         self.job = ""
@@ -54,6 +75,13 @@ class State:
 
     def set_current_image(self) -> None:
         """Live previews are drawn by our progress endpoint; nothing to do here."""
+
+    def do_set_current_image(self) -> None:
+        """As ``set_current_image``."""
+
+    def assign_current_image(self, image: Any) -> None:
+        self.current_image = image
+        self.id_live_preview += 1
 
 
 class TotalTQDM:

@@ -359,3 +359,21 @@ def test_shared_prompt_styles_is_a_style_database(bound):
 
     assert isinstance(shared.prompt_styles, styles.StyleDatabase)
     assert shared.prompt_styles.path == bound.config.styles_file
+
+
+def test_create_binary_mask_thresholds_transparency():
+    painted = Image.new("RGBA", (2, 1), (0, 0, 0, 0))
+    painted.putpixel((1, 0), (0, 0, 0, 200))
+    assert list(processing.create_binary_mask(painted).getdata()) == [0, 255]
+    assert list(processing.create_binary_mask(painted, round=False).getdata()) == [0, 200]
+    assert processing.create_binary_mask(Image.new("RGB", (1, 1), WHITE)).getpixel((0, 0)) == 255
+
+
+def test_state_fields_extensions_read():
+    state = shared.State()
+    state.begin("txt2img")
+    assert state.job == "txt2img" and len(state.job_timestamp) == 14 and state.time_start is not None
+    state.assign_current_image("preview")
+    assert state.current_image == "preview" and state.id_live_preview == 1
+    state.stop_generating()
+    assert state.dict()["stopping_generation"] is True and state.dict()["job"] == "txt2img"
