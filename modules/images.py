@@ -172,7 +172,7 @@ def image_data(data: bytes) -> tuple[str, None]:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return read_info_from_image(image)[0] or "", None
-    except Exception:  # not an image: A1111 then tries the bytes as text
+    except (OSError, ValueError):  # not an image: A1111 then tries the bytes as text
         pass
     try:
         text = data.decode("utf-8")
@@ -301,7 +301,8 @@ class FilenameGenerator:
             if replace is not None:
                 try:
                     replacement = replace(*pattern_args)
-                except Exception as error:  # A1111 reports and keeps the token as written
+                except (AttributeError, TypeError, ValueError, LookupError, RuntimeError) as error:
+                    # e.g. [steps] without a ``p``: A1111 reports it and keeps the token as written
                     print(f"Error adding [{pattern}] to filename: {error}")
             if replacement is NOTHING_AND_SKIP_PREVIOUS_TEXT:
                 continue

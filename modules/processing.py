@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageCms
+from PIL import Image
 
 from modules.infotext.format import format_infotext
 from modules.sampling.noise import ImageNoise, NoiseSpec, system_entropy
@@ -260,43 +260,14 @@ def create_binary_mask(image: Image.Image, round: bool = True) -> Image.Image:  
     return image.convert("L")
 
 
-def _lab_transforms() -> tuple[Any, Any]:
-    srgb, lab = ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB")
-    return (ImageCms.buildTransform(srgb, lab, "RGB", "LAB"), ImageCms.buildTransform(lab, srgb, "LAB", "RGB"))
-
-
 def setup_color_correction(image: Image.Image) -> np.ndarray:
     """The colour target of img2img's colour correction: the image in CIELAB (8-bit, H x W x 3)."""
-    to_lab, _ = _lab_transforms()
-    return np.asarray(ImageCms.applyTransform(image.convert("RGB"), to_lab))
+    from modules.pipeline.color_correction import lab_target
+    return lab_target(image)
 
 
 def apply_color_correction(correction: np.ndarray, original_image: Image.Image) -> Image.Image:
-    """A1111's colour correction: each CIELAB channel of ``original_image`` histogram-matched to
-    ``correction``, then the original's luminosity put back (the "luminosity" blend of the W3C
-    Compositing spec, section 10.2), so only hue and saturation move towards the target."""
-    from modules.pipeline.outpaint import match_histograms
-
-    to_lab, to_rgb = _lab_transforms()
-    lab = np.asarray(ImageCms.applyTransform(original_image.convert("RGB"), to_lab)).reshape(-1, 3).astype(np.float64)
-    matched = match_histograms(lab, correction.reshape(-1, 3).astype(np.float64))
-    lab_image = Image.fromarray(np.clip(matched, 0, 255).round().astype(np.uint8).reshape(*np.asarray(original_image).shape[:2], 3), "LAB")
-    recoloured = np.asarray(ImageCms.applyTransform(lab_image, to_rgb)).astype(np.float64) / 255.0
-    original = np.asarray(original_image.convert("RGB")).astype(np.float64) / 255.0
-    blended = _with_luminosity(recoloured, original)
-    return Image.fromarray((blended * 255.0).round().astype(np.uint8), "RGB")
-
-
-def _lum(c: np.ndarray) -> np.ndarray:
-    return c @ np.array([0.3, 0.59, 0.11])
-
-
-def _with_luminosity(colour: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """W3C ``SetLum(colour, Lum(source))`` with ``ClipColor``: colour's hue and saturation, source's luminosity."""
-    c = colour + (_lum(source) - _lum(colour))[..., None]
-    lum = _lum(c)[..., None]
-    low, high = c.min(axis=-1, keepdims=True), c.max(axis=-1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = np.where(low < 0, lum + (c - lum) * lum / np.where(lum - low == 0, 1, lum - low), c)
-        c = np.where(high > 1, lum + (c - lum) * (1 - lum) / np.where(high - lum == 0, 1, high - lum), c)
-    return np.clip(c, 0.0, 1.0)
+    """A1111's colour correction (``modules.pipeline.color_correction``): the image's CIELAB
+    histograms matched to ``correction``, its own luminosity kept."""
+    from modules.pipeline.color_correction import correct_colours
+    return correct_colours(correction, original_image)
