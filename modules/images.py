@@ -19,6 +19,7 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
+from modules.fileio import write_atomically
 from modules.infotext.files import read_text_chunks
 from modules.pipeline.grid import image_grid as _image_grid
 from modules.pipeline.grid_legend import GridAnnotation, draw_grid_annotations, legend_font
@@ -45,23 +46,29 @@ def save_image(image: Image.Image, path: str, basename: str, seed=None, prompt=N
                info: str | None = None, short_filename: bool = False, no_prompt: bool = False, grid: bool = False,
                pnginfo_section_name: str = "parameters", p=None, existing_info=None, forced_filename=None,
                suffix: str = "", save_to_dirs=None) -> tuple[str, None]:
-    """Saves into ``path`` with the next free number, the infotext in PNG ``parameters``;
-    returns (filename, None) as A1111 does (no text sidecar)."""
+    """Saves into ``path`` with the next free number (``NNNNN-seed-basename``), the infotext in PNG
+    text (``existing_info`` items too) or JPEG/WebP EXIF; ``on_before_image_saved`` callbacks may
+    change the image, file name and text items first, ``on_image_saved`` ones see the result.
+    Returns (filename, None) as A1111 does (no text sidecar)."""
+    from modules import script_callbacks
+
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     if forced_filename:
         stem = forced_filename
     else:
-        taken = [int(p.name.split("-")[0]) for p in folder.iterdir() if p.name.split("-")[0].isdigit()]
+        taken = [int(f.name.split("-")[0]) for f in folder.iterdir() if f.name.split("-")[0].isdigit()]
         stem = "-".join(filter(None, [f"{max(taken, default=-1) + 1:05d}", str(seed) if seed is not None else "", basename]))
-    filename = folder / f"{stem}{suffix}.{extension}"
-    kwargs = {}
-    if info and extension.lower() == "png":
-        text = PngImagePlugin.PngInfo()
-        text.add_text(pnginfo_section_name, info)
-        kwargs["pnginfo"] = text
-    image.save(filename, **kwargs)
-    return str(filename), None
+    pnginfo = dict(existing_info or {})
+    if info is not None:
+        pnginfo[pnginfo_section_name] = info
+    params = script_callbacks.ImageSaveParams(image, p, str(folder / f"{stem}{suffix}.{extension.lstrip('.')}"), pnginfo)
+    script_callbacks.before_image_saved_callback(params)
+    save_image_with_geninfo(params.image, params.pnginfo.get(pnginfo_section_name), params.filename,
+                            existing_pnginfo=params.pnginfo, pnginfo_section_name=pnginfo_section_name)
+    params.image.already_saved_as = params.filename
+    script_callbacks.image_saved_callback(params)
+    return params.filename, None
 
 
 def save_image_with_geninfo(image: Image.Image, geninfo: str | None, filename: str, extension: str | None = None,
@@ -72,11 +79,12 @@ def save_image_with_geninfo(image: Image.Image, geninfo: str | None, filename: s
     target = Path(filename)
     if extension:
         target = target.with_suffix(extension if extension.startswith(".") else f".{extension}")
-    if target.suffix.lower() == ".png" and (existing_pnginfo or pnginfo_section_name != "parameters"):
+    extra = {k: v for k, v in (existing_pnginfo or {}).items() if k != pnginfo_section_name}
+    if target.suffix.lower() == ".png" and (extra or pnginfo_section_name != "parameters"):
         text = PngImagePlugin.PngInfo()
         for key, value in {**(existing_pnginfo or {}), **({pnginfo_section_name: geninfo} if geninfo else {})}.items():
             text.add_text(str(key), str(value))
-        image.save(target, format="PNG", pnginfo=text)
+        write_atomically(target, lambda handle: image.save(handle, format="PNG", pnginfo=text))
         return
     _save_with_infotext(image, target, geninfo)
 

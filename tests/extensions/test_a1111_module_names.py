@@ -377,3 +377,29 @@ def test_state_fields_extensions_read():
     assert state.current_image == "preview" and state.id_live_preview == 1
     state.stop_generating()
     assert state.dict()["stopping_generation"] is True and state.dict()["job"] == "txt2img"
+
+
+def test_save_image_runs_the_image_saved_callbacks(tmp_path):
+    from modules import script_callbacks
+
+    seen = []
+
+    def before(params):
+        params.pnginfo["extra"] = "added by a callback"
+        params.filename = params.filename.replace(".png", "-renamed.png")
+
+    script_callbacks.on_before_image_saved(before)
+    script_callbacks.on_image_saved(lambda params: seen.append(params.filename))
+    try:
+        name, _ = images.save_image(Image.new("RGB", (4, 4)), str(tmp_path), "", seed=7, info="cat\nSteps: 1",
+                                    existing_info={"kept": "yes"})
+    finally:
+        script_callbacks.clear_callbacks()
+    assert name.endswith("00000-7-renamed.png") and seen == [name]
+    geninfo, items = images.read_info_from_image(Image.open(name))
+    assert geninfo == "cat\nSteps: 1" and items["extra"] == "added by a callback" and items["kept"] == "yes"
+
+
+def test_save_image_as_jpeg_keeps_the_infotext_in_exif(tmp_path):
+    name, _ = images.save_image(Image.new("RGB", (4, 4)), str(tmp_path), "", seed=1, extension="jpg", info="dog")
+    assert images.read_info_from_image(Image.open(name))[0] == "dog"
