@@ -403,3 +403,10 @@ def test_save_image_runs_the_image_saved_callbacks(tmp_path):
 def test_save_image_as_jpeg_keeps_the_infotext_in_exif(tmp_path):
     name, _ = images.save_image(Image.new("RGB", (4, 4)), str(tmp_path), "", seed=1, extension="jpg", info="dog")
     assert images.read_info_from_image(Image.open(name))[0] == "dog"
+
+
+def test_the_engine_extensions_package_imports_nothing_for_a1111s_names():
+    from tests.test_layering import imported_by
+
+    loaded = imported_by("modules.extensions")
+    assert "modules.extensions.a1111_extensions" not in loaded and "modules.runtime" not in loaded
