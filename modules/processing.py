@@ -1,5 +1,8 @@
 """A1111 compatibility surface: ``modules.processing`` — the mutable processing object ``p`` with
-A1111's field names, ``Processed``, ``fix_seed`` and ``create_infotext``.
+A1111's field names, ``Processed``, ``fix_seed`` and ``create_infotext``; and the helpers
+extensions call from their scripts: ``opt_C``/``opt_f``, ``create_random_tensors`` (the engine's
+seeded noise), ``decode_first_stage``/``images_tensor_to_samples`` (the engine's VAE),
+``apply_overlay``, ``create_binary_mask``, ``setup_color_correction``/``apply_color_correction``.
 
 ``process_images(p)`` turns ``p`` into a job (``modules.extensions.a1111_bridge.params_from``),
 queues it through ``Runtime.submit`` like every other job, and waits for its images.
@@ -11,8 +14,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import torch
+from PIL import Image
+
 from modules.infotext.format import format_infotext
-from modules.sampling.noise import system_entropy
+from modules.sampling.noise import ImageNoise, NoiseSpec, system_entropy
+
+opt_C = 4  # latent channels of SD1/SD2/SDXL (A1111's name)
+opt_f = 8  # pixels per latent (A1111's name)
 
 
 @dataclass
@@ -176,3 +186,88 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
     processed = processed_from(p, results)
     processed.generated = results  # the engine's own results, kept for the caller in the engine
     return processed
+
+
+# --- helpers extensions call ----------------------------------------------------------------------
+
+def create_random_tensors(shape, seeds, subseeds=None, subseed_strength: float = 0.0, seed_resize_from_h: int = 0,
+                          seed_resize_from_w: int = 0, p: Any = None) -> torch.Tensor:
+    """Initial noise [len(seeds), *shape] drawn as the engine draws it for these seeds (A1111's
+    CPU RNG: the same seed gives the same noise as a generation), on ``devices.device``."""
+    from modules import devices
+
+    spec = NoiseSpec(tuple(int(s) for s in seeds), tuple(shape), tuple(int(s) for s in (subseeds or ())),
+                     float(subseed_strength), max(0, int(seed_resize_from_h or 0)), max(0, int(seed_resize_from_w or 0)))
+    return ImageNoise(spec, devices.device).initial_noise()
+
+
+def _model(model: Any) -> Any:
+    """The engine's loaded model: the one given, or the Runtime's current checkpoint."""
+    if hasattr(model, "vae") and hasattr(model, "detected"):
+        return model
+    from modules import shared
+
+    runtime = shared.bound_runtime()
+    if runtime is None:
+        raise RuntimeError("the web UI's runtime is not bound: the VAE is available only inside the app")
+    return runtime.acquire_model()
+
+
+def decode_first_stage(model: Any, x: torch.Tensor) -> torch.Tensor:
+    """Scaled latents -> images in [-1, 1] through the model's VAE (tiled as the engine tiles)."""
+    from modules.models.vae_decode import decode_latents
+    from modules.pipeline.sampling_run import vae_decoder
+
+    loaded = _model(model)
+    with torch.inference_mode():
+        return decode_latents(loaded.vae, x / loaded.detected.vae.scale_factor, loaded.policy.vae_retry_in_fp32,
+                              vae_decoder(loaded, x))
+
+
+def images_tensor_to_samples(image: torch.Tensor, approximation: Any = None, model: Any = None) -> torch.Tensor:
+    """Images [B, 3, H, W] in 0..1 -> scaled latents (the posterior mean, as the engine's img2img)."""
+    loaded = _model(model)
+    dtype = next(loaded.vae.parameters()).dtype
+    with torch.inference_mode():
+        mean = loaded.vae_encode_call()((image * 2.0 - 1.0).to(loaded.policy.device, dtype))
+    return mean.float() * loaded.detected.vae.scale_factor
+
+
+def apply_overlay(image: Image.Image, paste_loc: tuple | None, index: int, overlays: list | None) -> Image.Image:
+    """Composites the inpainting overlay ``overlays[index]`` over ``image`` (first cropped-and-
+    resized into ``paste_loc`` (x, y, w, h) when the image is an only-masked crop)."""
+    if overlays is None or index >= len(overlays):
+        return image
+    from modules.images import resize_image
+
+    overlay = overlays[index]
+    if paste_loc is not None:
+        x, y, w, h = paste_loc
+        canvas = Image.new("RGBA", (overlay.width, overlay.height))
+        canvas.paste(resize_image(1, image, w, h), (x, y))
+        image = canvas
+    image = image.convert("RGBA")
+    image.alpha_composite(overlay)
+    return image.convert("RGB")
+
+
+def create_binary_mask(image: Image.Image, round: bool = True) -> Image.Image:  # noqa: A002 - A1111's name
+    """A mask as "L": an RGBA image's alpha (thresholded at 128 unless ``round`` is False) when it
+    has transparency, else the image in greyscale."""
+    if image.mode == "RGBA" and image.getextrema()[-1] != (255, 255):
+        alpha = image.split()[-1].convert("L")
+        return alpha.point(lambda x: 255 if x > 128 else 0) if round else alpha
+    return image.convert("L")
+
+
+def setup_color_correction(image: Image.Image) -> np.ndarray:
+    """The colour target of img2img's colour correction: the image in CIELAB (8-bit, H x W x 3)."""
+    from modules.pipeline.color_correction import lab_target
+    return lab_target(image)
+
+
+def apply_color_correction(correction: np.ndarray, original_image: Image.Image) -> Image.Image:
+    """A1111's colour correction (``modules.pipeline.color_correction``): the image's CIELAB
+    histograms matched to ``correction``, its own luminosity kept."""
+    from modules.pipeline.color_correction import correct_colours
+    return correct_colours(correction, original_image)

@@ -1,7 +1,9 @@
 """A1111 compatibility surface: ``modules.scripts`` as extensions import it.
 
 ``Script`` (with A1111's lifecycle method names), ``AlwaysVisible``, ``basedir()``,
-``scripts_data`` and ``PostprocessImageArgs``/``PostprocessBatchListArgs``. Loading goes through
+``scripts_data``, ``PostprocessImageArgs``/``PostprocessBatchListArgs``, ``OnComponent``, and
+``ScriptRunner`` with ``scripts_txt2img``/``scripts_img2img`` (each tab's scripts, read from the
+Runtime's script registry). Loading goes through
 ``modules.extensions.loader``; this module only records which ``Script`` classes were found.
 The engine's own scripts are ``modules.extensions.scripts``.
 """
@@ -99,6 +101,65 @@ class Script:
         tabname = f"{tabkind}_" if need_tabname else ""
         title = "".join(c if c.isalnum() or c == "_" else "_" for c in self.title().lower().replace(" ", "_"))
         return f"script_{tabname}{title}_{item_id}"
+
+
+@dataclass
+class OnComponent:
+    """What an ``on_before_component``/``on_after_component`` callback of a script receives."""
+
+    component: Any
+
+
+class ScriptRunner:
+    """A1111's per-tab script runner, as extensions read it: ``scripts`` (selectable then always-on),
+    ``selectable_scripts``, ``alwayson_scripts``, ``titles``, ``title_map`` and ``script(title)``.
+    A view over the bound Runtime's script registry, so it always lists what is registered now:
+    extensions' A1111 script objects for this tab, and the built-in scripts (X/Y/Z plot, ...)."""
+
+    def __init__(self, is_img2img: bool = False):
+        self.is_img2img = is_img2img
+
+    def initialize_scripts(self, is_img2img: bool) -> None:
+        self.is_img2img = is_img2img
+
+    def _registered(self, alwayson: bool) -> list:
+        from modules import shared
+
+        runtime = shared.bound_runtime()
+        if runtime is None:
+            return []
+        return [getattr(script, "instances", {}).get(self.is_img2img, script)
+                for script in runtime.scripts.scripts(self.is_img2img)
+                if script.is_alwayson(self.is_img2img) == alwayson]
+
+    @property
+    def selectable_scripts(self) -> list:
+        return self._registered(alwayson=False)
+
+    @property
+    def alwayson_scripts(self) -> list:
+        return self._registered(alwayson=True)
+
+    @property
+    def scripts(self) -> list:
+        return self.selectable_scripts + self.alwayson_scripts
+
+    @property
+    def titles(self) -> list[str]:
+        """The "Script" dropdown's entries (A1111's ``script_index`` counts from 1 into these)."""
+        return [script.title() for script in self.selectable_scripts]
+
+    @property
+    def title_map(self) -> dict[str, Any]:
+        return {script.title().lower(): script for script in self.scripts}
+
+    def script(self, title: str) -> Any:
+        return self.title_map.get(title.lower())
+
+
+scripts_txt2img = ScriptRunner(is_img2img=False)
+scripts_img2img = ScriptRunner(is_img2img=True)
+scripts_current: ScriptRunner | None = None
 
 
 @dataclass

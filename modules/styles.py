@@ -3,6 +3,10 @@
 A style's text containing ``{prompt}`` has the user's prompt put in its place;
 otherwise the style is appended after a comma. Styles apply in order, to the
 prompt and the negative prompt alike.
+
+A1111's module of the same name is also answered here (its compatibility surface):
+``PromptStyle``, ``StyleDatabase``, ``merge_prompts`` and ``apply_styles_to_prompt``, over the
+functions below (``shared.prompt_styles`` is a ``StyleDatabase`` of the styles file).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from modules.fileio import set_aside, write_bytes_atomically
 
@@ -112,3 +116,70 @@ def delete_style(path: Path, name: str) -> dict[str, Style]:
     del styles[name]
     write_styles(path, styles)
     return styles
+
+
+# --- A1111's names --------------------------------------------------------------------------------
+
+class PromptStyle(NamedTuple):
+    """A1111's style record: the file it came from is ``path``."""
+
+    name: str
+    prompt: str | None
+    negative_prompt: str | None
+    path: str | None = None
+
+
+def merge_prompts(style_prompt: str, prompt: str) -> str:
+    return merge_style_text(prompt, style_prompt)
+
+
+def apply_styles_to_prompt(prompt: str, styles: Sequence[str]) -> str:
+    """``prompt`` with each style text merged in order (texts, not names)."""
+    for style in styles:
+        prompt = merge_style_text(prompt, style)
+    return prompt
+
+
+class StyleDatabase:
+    """A1111's ``shared.prompt_styles``: ``styles`` by name (``PromptStyle``), read from the styles
+    files (the first one is where ``save_styles`` writes); unknown names apply as no style, as in A1111."""
+
+    def __init__(self, paths: "str | Path | Sequence[str | Path]"):
+        many = paths if isinstance(paths, (list, tuple)) else [paths]
+        self.paths = [Path(p) for p in many]
+        self.no_style = PromptStyle("None", "", "", None)
+        self.styles: dict[str, PromptStyle] = {}
+        self.reload()
+
+    @property
+    def path(self) -> Path:
+        return self.paths[0]
+
+    def reload(self) -> None:
+        self.styles.clear()
+        for path in self.paths:
+            self.load_from_csv(path)
+
+    def load_from_csv(self, path: "str | Path") -> None:
+        for style in read_styles(Path(path)).values():
+            self.styles[style.name] = PromptStyle(style.name, style.prompt, style.negative_prompt, str(path))
+
+    def get_style_paths(self) -> set[str]:
+        return {str(p) for p in self.paths}
+
+    def get_style_prompts(self, styles: Sequence[str]) -> list[str]:
+        return [self.styles.get(name, self.no_style).prompt for name in styles]
+
+    def get_negative_style_prompts(self, styles: Sequence[str]) -> list[str]:
+        return [self.styles.get(name, self.no_style).negative_prompt for name in styles]
+
+    def apply_styles_to_prompt(self, prompt: str, styles: Sequence[str]) -> str:
+        return apply_styles_to_prompt(prompt, self.get_style_prompts(styles))
+
+    def apply_negative_styles_to_prompt(self, prompt: str, styles: Sequence[str]) -> str:
+        return apply_styles_to_prompt(prompt, self.get_negative_style_prompts(styles))
+
+    def save_styles(self, path: "str | Path | None" = None) -> None:
+        """Writes every style (but "None") to ``path`` or the first styles file, atomically."""
+        kept = {name: Style(name, s.prompt or "", s.negative_prompt or "") for name, s in self.styles.items() if name != "None"}
+        write_styles(Path(path) if path else self.path, kept)

@@ -87,7 +87,7 @@ def tile_needs_redraw(x: int, y: int, tile_w: int, tile_h: int, e: Expansion) ->
     return not inside
 
 
-def _match_histograms(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def match_histograms(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Per column (colour channel): each source value mapped to the reference value at the same
     quantile (classic histogram matching)."""
     matched = np.empty_like(source)
@@ -133,7 +133,7 @@ def matched_noise(image: np.ndarray, mask: np.ndarray, noise_q: float = 1.0, col
     shaped = _image_of(np.abs(_spectrum(noise)) ** 2 * magnitude**noise_q * phase)
     shaped = (shaped - shaped.min()) / max(np.ptp(shaped), 1e-8)
     if fill.any() and visible.any():
-        shaped[fill] = _match_histograms(shaped[fill], image[visible])
+        shaped[fill] = match_histograms(shaped[fill], image[visible])
     result = image * (1.0 - mask[..., None]) + shaped * mask[..., None]
     return np.clip(result, 0.0, 1.0)
 
