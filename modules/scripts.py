@@ -236,13 +236,6 @@ def live_instances(is_img2img: bool) -> list[Script]:
             and any(d.script_class is cls for d in scripts_data)]
 
 
-@dataclass
-class OnComponent:
-    """What an ``on_before_component``/``on_after_component(callback, elem_id=...)`` callback gets."""
-
-    component: Any
-
-
 def _new_instance(data: ScriptClassData, is_img2img: bool) -> Script | None:
     try:
         script = data.script_class()
