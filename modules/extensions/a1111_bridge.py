@@ -261,6 +261,13 @@ class A1111Script(Script):
     def instance(self, params: Txt2ImgParams) -> Any:
         return self.instances[isinstance(params, Img2ImgParams)]
 
+    def described_args(self, is_img2img: bool) -> list[ScriptArg]:
+        return self.args_info(is_img2img)
+
+    def instance_for(self, is_img2img: bool) -> Any:
+        """The A1111 script object of that tab (its ``ui()`` builds the tab's controls)."""
+        return self.instances[is_img2img]
+
     def run(self, runtime: "Runtime", params: Txt2ImgParams, args: Sequence[Any], *,
             save: "SaveOptions | None" = None) -> list["GeneratedImage"]:
         """The selectable script's ``run(p, *args)``; its ``process_images(p)`` calls queue jobs."""

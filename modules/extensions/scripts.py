@@ -67,6 +67,10 @@ class Script:
     def args_info(self) -> list[ScriptArg]:
         return []
 
+    def described_args(self, is_img2img: bool) -> list[ScriptArg]:
+        """The args on that tab, as ``/sdapi/v1/script-info`` lists them."""
+        return self.args_info()
+
     def run(self, runtime: "Runtime", params: "Txt2ImgParams", args: Sequence[Any], *,
             save: "SaveOptions | None" = None) -> list["GeneratedImage"]:
         """A selectable script's whole generation; ``save`` None = the saving settings."""

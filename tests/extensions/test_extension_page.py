@@ -52,6 +52,17 @@ class BrokenUi(scripts.Script):
     def ui(self, is_img2img):
         raise RuntimeError("ui failed")
 
+class ChosenScript(scripts.Script):
+    def title(self):
+        return "Chosen ext script"
+    def ui(self, is_img2img):
+        label = "Rounds (img2img)" if is_img2img else "Rounds"
+        rounds = gr.Slider(1, 9, value=3, step=1, label=label, elem_id=self.elem_id("rounds"))
+        word = gr.Textbox(value="moss", label="Word", elem_id=self.elem_id("word"))
+        return [rounds, word]
+    def run(self, p, rounds, word):
+        return None
+
 script_callbacks.on_ui_tabs(on_ui_tabs)
 script_callbacks.on_ui_settings(on_ui_settings)
 script_callbacks.on_app_started(on_app_started)
@@ -74,7 +85,7 @@ def client(tmp_path):
           "from modules import script_callbacks\nscript_callbacks.on_ui_tabs(lambda: 1 / 0)\n")
     write(tmp_path / "extension-settings.json", '{"page_ext_level": 9}')
     shared.opts = Options()
-    argv = ["--data-dir", str(tmp_path), "--skip-install"]
+    argv = ["--data-dir", str(tmp_path), "--skip-install", "--api"]
     args, found = startup.prepare(argv, tmp_path, build_arg_parser(), report=lambda line: None)
     runtime = Runtime(config_from_args(args, tmp_path))
     runtime.load_extensions(found)
@@ -133,3 +144,41 @@ def _ancestors(node: dict, target: int) -> list[int] | None:
         if found is not None:
             return [node.get("id"), *found]
     return None
+
+
+def test_selectable_script_own_ui_renders_under_the_script_dropdown_in_its_group(client):
+    config = client.get("/config").json()
+    ids = {c["props"].get("elem_id"): c for c in config["components"]}
+    for tab in ("txt2img", "img2img"):
+        dropdown = ids[f"{tab}-script"]
+        choices = [c[0] if isinstance(c, list) else c for c in dropdown["props"]["choices"]]
+        assert "Chosen ext script" in choices
+        rounds = ids[f"script_{tab}_chosen_ext_script_rounds"]
+        assert rounds["type"] == "slider" and rounds["props"]["value"] == 3
+        group = ids[f"{tab}-script-{choices.index('Chosen ext script') - 1}"]  # "None" comes first
+        assert group["props"]["visible"] is False  # shown only once chosen, as A1111's groups
+        assert group["id"] in _ancestors(config["layout"], rounds["id"])
+    assert ids["script_img2img_chosen_ext_script_rounds"]["props"]["label"] == "Rounds (img2img)"  # ui(is_img2img)
+
+
+def test_selectable_script_gets_its_own_controls_values_in_order(client):
+    import gradio as gr
+
+    blocks = client.app.router.routes[-1].app.get_blocks()
+    by_id = {getattr(b, "elem_id", None): b for b in blocks.blocks.values()}
+    dropdown = by_id["txt2img-script"]
+    rounds, word = by_id["script_txt2img_chosen_ext_script_rounds"], by_id["script_txt2img_chosen_ext_script_word"]
+    submit = next(f for f in blocks.fns.values() if dropdown in f.inputs and rounds in f.inputs)
+    values = {component: "" if component.value is None and isinstance(component, gr.Textbox) else component.value
+              for component in submit.inputs}
+    values.update({dropdown: "Chosen ext script", rounds: 5.0, word: "fern"})
+    _, message, call = submit.fn(values)
+    assert message == ""
+    assert call.script.title() == "Chosen ext script" and call.args == (5, "fern")  # whole number: the default is one
+
+
+def test_script_info_describes_a_selectable_scripts_own_controls_per_tab(client):
+    info = {(s["name"], s["is_img2img"]): s for s in client.get("/sdapi/v1/script-info").json()}
+    assert [a["label"] for a in info[("chosen ext script", False)]["args"]] == ["Rounds", "Word"]
+    assert [a["label"] for a in info[("chosen ext script", True)]["args"]] == ["Rounds (img2img)", "Word"]
+    assert info[("chosen ext script", False)]["args"][0]["maximum"] == 9
