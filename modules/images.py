@@ -30,7 +30,13 @@ def save_image(image: Image.Image, path: str, basename: str, seed=None, prompt=N
                pnginfo_section_name: str = "parameters", p=None, existing_info=None, forced_filename=None,
                suffix: str = "", save_to_dirs=None) -> tuple[str, None]:
     """Saves into ``path`` with the next free number, the infotext in PNG ``parameters``;
-    returns (filename, None) as A1111 does (no text sidecar)."""
+    returns (filename, None) as A1111 does (no text sidecar). A grid of a job run here (``p``, or the
+    ``Processed`` holding it, carries the job's saving options) is written by the engine's grid
+    writer instead: the grids folder and format of the settings, nothing when grid saving is off."""
+    job = getattr(p, "p", p)
+    if grid and job is not None and hasattr(job, "save_options"):
+        written = _save_job_grid(image, info or "", job)
+        return (str(written) if written else None), None
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     if forced_filename:
@@ -46,3 +52,11 @@ def save_image(image: Image.Image, path: str, basename: str, seed=None, prompt=N
         kwargs["pnginfo"] = text
     image.save(filename, **kwargs)
     return str(filename), None
+
+
+def _save_job_grid(image: Image.Image, info: str, job) -> Path | None:
+    from modules import shared
+    from modules.extensions.script_args import save_script_grid
+
+    kind = "img2img-grids" if hasattr(job, "init_images") else "txt2img-grids"
+    return save_script_grid(shared.bound_runtime(), image, info, job.save_options, kind)

@@ -148,6 +148,19 @@ def create_infotext(p: StableDiffusionProcessing, all_prompts=None, all_seeds=No
     return format_infotext(prompts[min(index, len(prompts) - 1)], negatives[min(index, len(negatives) - 1)], fields)
 
 
+def with_extra_fields(runtime: Any, params: Any, p: StableDiffusionProcessing) -> Any:
+    """The job, with the fields a script set in ``p.extra_generation_params`` before calling
+    ``process_images`` written into its images' infotexts (as A1111 writes them)."""
+    extra = {key: value for key, value in p.extra_generation_params.items() if value is not None}
+    if not extra:
+        return params
+    from modules.pipeline.hooks import ExtraFields, HookChain
+    from modules.runtime import PreparedJob
+
+    prepared = runtime.prepare_job(params)
+    return PreparedJob(prepared.params, HookChain([ExtraFields(extra), prepared.hooks]))
+
+
 def process_images(p: StableDiffusionProcessing) -> Processed:
     """Generate what ``p`` describes through the engine's job path (settings, styles, always-on
     scripts, the queue) and return A1111's ``Processed``; ``p.override_settings`` apply to this job."""
@@ -168,11 +181,13 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
         save = save_options_from(runtime.options.current, runtime.config.data_dir)
         save = dataclasses.replace(save, images=save.images and not p.do_not_save_samples,
                                    grids=save.grids and not p.do_not_save_grid)
-    job = runtime.submit(params_from(runtime, p), save=save)
+    job = runtime.submit(with_extra_fields(runtime, params_from(runtime, p), p), save=save)
     try:
         results = job.future.result()
     finally:
         runtime.jobs.forget(job)
+    if job.interrupted:  # scripts that loop over process_images stop on it, as on A1111's Interrupt
+        shared.state.interrupted = True
     processed = processed_from(p, results)
     processed.generated = results  # the engine's own results, kept for the caller in the engine
     return processed

@@ -84,8 +84,7 @@ def console_logging() -> None:
 def serve(config: AppConfig, extensions: ExtensionSet | None = None) -> int:
     console_logging()
     runtime = Runtime(config)
-    if extensions is not None:
-        runtime.load_extensions(extensions)
+    runtime.load_extensions(extensions if extensions is not None else ExtensionSet())  # the built-in scripts too
     for path in runtime.remove_stale_temporaries():
         print(f"Removed {path}: a save that an earlier run did not finish")
     app = create_app(runtime)

@@ -271,22 +271,50 @@ class A1111Script(Script):
     def run(self, runtime: "Runtime", params: Txt2ImgParams, args: Sequence[Any], *,
             save: "SaveOptions | None" = None) -> list["GeneratedImage"]:
         """The selectable script's ``run(p, *args)``; its ``process_images(p)`` calls queue jobs."""
+        from modules import shared
+
+        bind_to(runtime)
         p = processing_for(params)
         p.save_options = save
+        is_img2img = isinstance(params, Img2ImgParams)
+        p.outpath_samples = str(runtime.config.outputs_dir / ("img2img-images" if is_img2img else "txt2img-images"))
+        p.outpath_grids = str(runtime.config.outputs_dir / ("img2img-grids" if is_img2img else "txt2img-grids"))
         script = self.instance(params)
-        processed = script.run(p, *with_defaults(args, self.args_info(isinstance(params, Img2ImgParams))))
+        shared.state.begin(self._title)  # a fresh interrupt flag for this run, as A1111's each request
+        try:
+            processed = script.run(p, *with_defaults(args, self.args_info(is_img2img)))
+        finally:
+            shared.state.end()
         if processed is None:
             return []
+        count = len(processed.images)
+        grids = max(int(getattr(processed, "index_of_first_image", 0) or 0), 0)
         return getattr(processed, "generated", None) or [
-            _generated(image, text, seed) for image, text, seed in
-            zip(processed.images, processed.infotexts or [processed.info] * len(processed.images),
-                processed.all_seeds or [processed.seed] * len(processed.images))]
+            _generated(image, text, seed, number < grids) for number, (image, text, seed) in
+            enumerate(zip(processed.images, _padded(processed.infotexts, processed.info, count),
+                          _padded(processed.all_seeds, processed.seed, count)))]
 
 
-def _generated(image: Any, infotext: str, seed: int) -> "GeneratedImage":
+def _padded(values: Sequence[Any] | None, fallback: Any, count: int) -> list[Any]:
+    """One value per image: A1111's lists may be shorter than the images (a grid has no own seed)."""
+    values = list(values or [])
+    return values + [values[-1] if values else fallback] * (count - len(values))
+
+
+def bind_to(runtime: "Runtime") -> None:
+    """The compat modules' globals (``shared``, the checkpoint list) answer from ``runtime``: in the
+    app it is already the one bound at start; a second Runtime (tests) is bound while it runs a script."""
+    from modules import shared
+    from modules.extensions.startup import bind_compat_surface
+
+    if shared.bound_runtime() is not runtime:
+        bind_compat_surface(runtime)
+
+
+def _generated(image: Any, infotext: str, seed: int, is_grid: bool = False) -> "GeneratedImage":
     from modules.pipeline.generate import GeneratedImage
 
-    return GeneratedImage(to_image(image), infotext, seed, -1, None)
+    return GeneratedImage(to_image(image), infotext, seed, -1, None, is_grid)
 
 
 class A1111AlwaysOn(A1111Script):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from modules.extensions.script_args import choice, filled, first_image, number, run_job
 from modules.extensions.scripts import Script, ScriptArg, ScriptArgsError
 from modules.params import InpaintFill
-from modules.pipeline.hooks import HookChain, JobHooks
+from modules.pipeline.hooks import ExtraFields, HookChain
 from modules.pipeline.loopback import DenoisingCurve, loopback_strengths
 from modules.sampling.noise import resolve_seed
 
@@ -34,17 +34,6 @@ class LoopbackArgs:
     loops: int
     final_denoising_strength: float
     curve: DenoisingCurve
-
-
-class ExtraFields(JobHooks):
-    """Writes the script's own infotext fields into every image of a job (A1111's
-    ``p.extra_generation_params``), so the saved files carry them too."""
-
-    def __init__(self, fields: dict[str, object]):
-        self.fields = fields
-
-    def begin(self, run):
-        run.extra_generation_params.update(self.fields)
 
 
 class Loopback(Script):

@@ -149,12 +149,12 @@ class ScriptRegistry:
         from modules.extensions.prompt_matrix import PromptMatrix
         from modules.extensions.prompts_from_file import PromptsFromFile
         from modules.extensions.sd_upscale import SdUpscale
-        from modules.extensions.xyz_plot import XYZPlot
 
         registry = cls()
-        # A1111's order in the "Script" dropdown (its scripts/ folder, alphabetical by file)
+        # A1111's order in the "Script" dropdown (its scripts/ folder, alphabetical by file); X/Y/Z
+        # plot is the program's scripts/xyz_grid.py, loaded with the extensions (``startup.load``)
         for script in (Loopback(), OutpaintingMk2(), PoorMansOutpainting(), PromptMatrix(), PromptsFromFile(),
-                       SdUpscale(upscaler_names), XYZPlot()):
+                       SdUpscale(upscaler_names)):
             registry.register(script)
         return registry
 

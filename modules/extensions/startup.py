@@ -16,6 +16,7 @@ from typing import Callable
 
 from modules.extensions import loader
 
+PROGRAM_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = "extension-settings.json"  # extensions' own settings (shared.opts), beside config.json
 BUILTIN_FOLDER = "extensions-builtin"  # shipped with the program; --disable-extra-extensions keeps these
 
@@ -36,6 +37,13 @@ class ExtensionSet:
 
     def enabled(self) -> list[loader.Extension]:
         return [e for e in self.extensions if e.enabled]
+
+
+def program_scripts(root: Path = PROGRAM_ROOT) -> loader.Extension:
+    """The program's own ``scripts/`` folder (X/Y/Z plot and the other built-in scripts) as the
+    first extension: A1111 keeps its built-in scripts there and loads them before any extension,
+    by the same code. It is not listed in the Extensions tab and no flag disables it."""
+    return loader.Extension("builtin-scripts", root)
 
 
 def persisted_disabled(options_file: Path) -> tuple[str, ...]:
@@ -93,11 +101,12 @@ def bind_compat_surface(runtime) -> None:
 
 
 def load(found: ExtensionSet, settings_file: Path | None = None) -> None:
-    """Imports scripts/*.py of every enabled extension (one that fails is disabled and reported),
+    """Imports the program's scripts/*.py, then those of every enabled extension (one that fails
+    is disabled and reported),
     then lets them declare settings (``on_ui_settings``) and reads their saved values."""
     from modules import script_callbacks, scripts, shared
 
-    scripts.load_extension_scripts(found.extensions)
+    scripts.load_extension_scripts([program_scripts(), *found.extensions])
     found.loaded = True
     script_callbacks.ui_settings_callback()
     if settings_file is not None:
