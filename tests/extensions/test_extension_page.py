@@ -182,3 +182,18 @@ def test_script_info_describes_a_selectable_scripts_own_controls_per_tab(client)
     assert [a["label"] for a in info[("chosen ext script", False)]["args"]] == ["Rounds", "Word"]
     assert [a["label"] for a in info[("chosen ext script", True)]["args"]] == ["Rounds (img2img)", "Word"]
     assert info[("chosen ext script", False)]["args"][0]["maximum"] == 9
+
+
+def test_xyz_plot_shows_its_own_ui_and_swap_buttons_exchange_axes(client):
+    blocks = client.app.router.routes[-1].app.get_blocks()
+    by_id = {getattr(b, "elem_id", None): b for b in blocks.blocks.values()}
+    x_type, x_values = by_id["script_txt2img_x_y_z_plot_x_type"], by_id["script_txt2img_x_y_z_plot_x_values"]
+    y_type, y_values = by_id["script_txt2img_x_y_z_plot_y_type"], by_id["script_txt2img_x_y_z_plot_y_values"]
+    assert x_type.value == "Seed" and y_type.value == "Nothing"  # A1111's defaults
+    buttons = {b._id for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "xy_grid_swap_axes_button"}
+    assert len(buttons) == 2  # one per tab, as A1111's
+    swap = next(f for f in blocks.fns.values()
+                if any((i, "click") in f.targets for i in buttons) and f.inputs[0] is x_type)
+    axes = swap.fn(4, "1-3", None, 6, "5, 7", None)  # the dropdowns send indices: Steps, CFG Scale
+    assert axes == ("CFG Scale", "5, 7", None, "Steps", "1-3", None)
+    assert [x_type, x_values] == swap.outputs[:2] and [y_type, y_values] == swap.outputs[3:5]
