@@ -36,8 +36,23 @@ def test_matrix_args_defaults_and_errors() -> None:
             read_args(bad)
 
 
+def with_program_scripts(registry: ScriptRegistry) -> ScriptRegistry:
+    """The registry with the program's scripts/ folder (X/Y/Z plot) loaded after the built-ins, as
+    ``Runtime.load_extensions`` adds them."""
+    from modules import scripts
+    from modules.extensions import startup
+    from modules.extensions.a1111_bridge import A1111Script
+
+    try:
+        for data in scripts.load_extension_scripts([startup.program_scripts()]):
+            registry.register(A1111Script({tab: scripts.instantiate(data, tab) for tab in (False, True)}))
+    finally:
+        scripts.scripts_data.clear()
+    return registry
+
+
 def test_registry_finds_titles_ignoring_case_and_lists_by_tab() -> None:
-    registry = ScriptRegistry.with_builtins()
+    registry = with_program_scripts(ScriptRegistry.with_builtins())
     registry.register(Named("Only img2img", lambda is_img2img: is_img2img))
     registry.register(Named("Helper", ALWAYS_VISIBLE))
     txt2img = ["Prompt matrix", "Prompts from file or textbox", "X/Y/Z plot"]
