@@ -175,10 +175,10 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
     if threading.current_thread().name == "generation-worker":
         raise RuntimeError("process_images cannot run inside a job's hook: the queue runs one job at a time")
     save = getattr(p, "save_options", None)
-    if save is None and (p.do_not_save_samples or p.do_not_save_grid):
+    if p.do_not_save_samples or p.do_not_save_grid:
         from modules.runtime import save_options_from
 
-        save = save_options_from(runtime.options.current, runtime.config.data_dir)
+        save = save or save_options_from(runtime.options.current, runtime.config.data_dir)
         save = dataclasses.replace(save, images=save.images and not p.do_not_save_samples,
                                    grids=save.grids and not p.do_not_save_grid)
     job = runtime.submit(with_extra_fields(runtime, params_from(runtime, p), p), save=save)

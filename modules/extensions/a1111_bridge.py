@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
+from modules.extensions.startup import PROGRAM_ROOT
 from modules.extensions.scripts import ALWAYS_VISIBLE, Script, ScriptArg, ScriptArgsError, with_defaults
 from modules.job_spec import KNOB_FIELDS, job_params
 from modules.options import OptionsError, option_names, validate_option
@@ -341,8 +343,9 @@ def register_scripts(runtime: "Runtime", scripts_data: Sequence[Any]) -> list[st
         if not instances:
             continue
         kind = A1111AlwaysOn if next(iter(instances.values())).alwayson else A1111Script
+        builtin = Path(data.basedir) == PROGRAM_ROOT  # the program's own scripts/ folder
         try:
-            runtime.scripts.register(kind(instances))
+            runtime.scripts.register(kind(instances), builtin_file=Path(data.path).name if builtin else None)
             added.append(next(iter(instances.values())).title())
         except ValueError as error:  # a title already taken
             print(f"Extension script {data.path} not added: {error}", flush=True)

@@ -138,6 +138,7 @@ def _key(title: str) -> str:
 class ScriptRegistry:
     def __init__(self) -> None:
         self._scripts: list[Script] = []
+        self._builtin_files: dict[Script, str] = {}  # built-in script -> its A1111 file name (dropdown order)
 
     @classmethod
     def with_builtins(cls, upscaler_names: "Callable[[], Sequence[str]] | None" = None) -> "ScriptRegistry":
@@ -147,21 +148,28 @@ class ScriptRegistry:
         from modules.extensions.outpainting_mk2 import OutpaintingMk2
         from modules.extensions.poor_mans_outpainting import PoorMansOutpainting
         from modules.extensions.prompt_matrix import PromptMatrix
-        from modules.extensions.prompts_from_file import PromptsFromFile
         from modules.extensions.sd_upscale import SdUpscale
 
         registry = cls()
-        # A1111's order in the "Script" dropdown (its scripts/ folder, alphabetical by file); X/Y/Z
-        # plot is the program's scripts/xyz_grid.py, loaded with the extensions (``startup.load``)
-        for script in (Loopback(), OutpaintingMk2(), PoorMansOutpainting(), PromptMatrix(), PromptsFromFile(),
-                       SdUpscale(upscaler_names)):
-            registry.register(script)
+        for file, script in (("loopback.py", Loopback()), ("outpainting_mk2.py", OutpaintingMk2()),
+                             ("poor_mans_outpainting.py", PoorMansOutpainting()), ("prompt_matrix.py", PromptMatrix()),
+                             ("sd_upscale.py", SdUpscale(upscaler_names))):
+            registry.register(script, builtin_file=file)
         return registry
 
-    def register(self, script: Script) -> None:
+    def register(self, script: Script, *, builtin_file: str | None = None) -> None:
+        """Adds ``script`` after those registered. A built-in one (``builtin_file``: its file in
+        A1111's ``scripts/`` folder) joins the built-ins in file-name order, so the "Script"
+        dropdown lists them as A1111 does (its built-in scripts load first, alphabetically; the
+        program's ``scripts/`` folder loads with the extensions, after the engine's own)."""
         if any(_key(s.title()) == _key(script.title()) for s in self._scripts):
             raise ValueError(f"a script titled {script.title()!r} is already registered")
-        self._scripts.append(script)
+        if builtin_file is None:
+            self._scripts.append(script)
+            return
+        at = sum(1 for s in self._scripts if s in self._builtin_files and self._builtin_files[s] < builtin_file)
+        self._scripts.insert(at, script)
+        self._builtin_files[script] = builtin_file
 
     def scripts(self, is_img2img: bool) -> list[Script]:
         """Every script shown on that tab, selectable and always-on, in registration order."""

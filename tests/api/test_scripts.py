@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from modules.extensions.prompt_matrix import MatrixArgs, matrix_prompts, read_args
@@ -37,15 +39,16 @@ def test_matrix_args_defaults_and_errors() -> None:
 
 
 def with_program_scripts(registry: ScriptRegistry) -> ScriptRegistry:
-    """The registry with the program's scripts/ folder (X/Y/Z plot) loaded after the built-ins, as
-    ``Runtime.load_extensions`` adds them."""
+    """The registry with the program's scripts/ folder (X/Y/Z plot, Prompts from file) loaded as
+    ``Runtime.load_extensions`` adds them: among the built-ins, in A1111's file order."""
     from modules import scripts
     from modules.extensions import startup
     from modules.extensions.a1111_bridge import A1111Script
 
     try:
         for data in scripts.load_extension_scripts([startup.program_scripts()]):
-            registry.register(A1111Script({tab: scripts.instantiate(data, tab) for tab in (False, True)}))
+            registry.register(A1111Script({tab: scripts.instantiate(data, tab) for tab in (False, True)}),
+                              builtin_file=Path(data.path).name)
     finally:
         scripts.scripts_data.clear()
     return registry
