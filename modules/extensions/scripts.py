@@ -147,12 +147,11 @@ class ScriptRegistry:
         from modules.extensions.loopback import Loopback
         from modules.extensions.outpainting_mk2 import OutpaintingMk2
         from modules.extensions.poor_mans_outpainting import PoorMansOutpainting
-        from modules.extensions.prompt_matrix import PromptMatrix
         from modules.extensions.sd_upscale import SdUpscale
 
         registry = cls()
         for file, script in (("loopback.py", Loopback()), ("outpainting_mk2.py", OutpaintingMk2()),
-                             ("poor_mans_outpainting.py", PoorMansOutpainting()), ("prompt_matrix.py", PromptMatrix()),
+                             ("poor_mans_outpainting.py", PoorMansOutpainting()),
                              ("sd_upscale.py", SdUpscale(upscaler_names))):
             registry.register(script, builtin_file=file)
         return registry

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from modules.extensions.prompt_matrix import MatrixArgs, matrix_prompts, read_args
+from modules.pipeline.prompt_matrix import MatrixArgs, matrix_prompts, read_args
 from modules.extensions.scripts import ALWAYS_VISIBLE, Script, ScriptArgsError, ScriptRegistry
 
 

@@ -78,7 +78,7 @@ def test_a_selected_script_runs_from_the_page(server, page) -> None:
     open_page(page, server.url)
     small_txt2img(page, "a house|red", steps=2)
     choose(page, "txt2img-script", "Prompt matrix")
-    page.locator("#txt2img-script-0-arg-1 input").check()  # "Use different seed for each picture"
+    page.locator("#script_txt2img_prompt_matrix_different_seeds input").check()  # the script's own ui()
     page.click("#txt2img-generate")
     assert wait_for_text(page, "#txt2img-status", "image(s)") == "2 image(s)."
     assert page.locator("#txt2img-gallery img").count() == 2
