@@ -47,8 +47,8 @@ def with_program_scripts(registry: ScriptRegistry) -> ScriptRegistry:
 
     try:
         for data in scripts.load_extension_scripts([startup.program_scripts()]):
-            registry.register(A1111Script({tab: scripts.instantiate(data, tab) for tab in (False, True)}),
-                              builtin_file=Path(data.path).name)
+            instances = {tab: made for tab in (False, True) if (made := scripts.instantiate(data, tab)) is not None}
+            registry.register(A1111Script(instances), builtin_file=Path(data.path).name)
     finally:
         scripts.scripts_data.clear()
     return registry
