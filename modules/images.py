@@ -30,12 +30,12 @@ def save_image(image: Image.Image, path: str, basename: str, seed=None, prompt=N
                pnginfo_section_name: str = "parameters", p=None, existing_info=None, forced_filename=None,
                suffix: str = "", save_to_dirs=None) -> tuple[str, None]:
     """Saves into ``path`` with the next free number, the infotext in PNG ``parameters``;
-    returns (filename, None) as A1111 does (no text sidecar). A grid of a job run here (``p``, or the
-    ``Processed`` holding it, carries the job's saving options) is written by the engine's grid
-    writer instead: the grids folder and format of the settings, nothing when grid saving is off."""
+    returns (filename, None) as A1111 does (no text sidecar). An image of a job run here (``p``, or
+    the ``Processed`` holding it, carries the job's saving options) is written by the engine
+    instead, where the saving settings put grids or samples; nothing when that saving is off."""
     job = getattr(p, "p", p)
-    if grid and job is not None and hasattr(job, "save_options"):
-        written = _save_job_grid(image, info or "", job)
+    if job is not None and hasattr(job, "save_options"):
+        written = _save_job_image(image, info or "", job, seed, grid)
         return (str(written) if written else None), None
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -54,9 +54,15 @@ def save_image(image: Image.Image, path: str, basename: str, seed=None, prompt=N
     return str(filename), None
 
 
-def _save_job_grid(image: Image.Image, info: str, job) -> Path | None:
+def _save_job_image(image: Image.Image, info: str, job, seed, grid: bool) -> Path | None:
+    """A script's own result (a grid, or an image it composed: outpainting, an upscale) written as
+    the job's saving options say: grids to the grids folder, samples to the samples folder with the
+    file-name pattern; nothing when that kind of saving is off."""
     from modules import shared
-    from modules.extensions.script_args import save_script_grid
+    from modules.extensions.script_args import save_sample, save_script_grid
 
-    kind = "img2img-grids" if hasattr(job, "init_images") else "txt2img-grids"
-    return save_script_grid(shared.bound_runtime(), image, info, job.save_options, kind)
+    tab = "img2img" if hasattr(job, "init_images") else "txt2img"
+    runtime = shared.bound_runtime()
+    if grid:
+        return save_script_grid(runtime, image, info, job.save_options, f"{tab}-grids")
+    return save_sample(runtime, job, image, info, job.seed if seed is None else seed, job.save_options, f"{tab}-images")

@@ -98,3 +98,16 @@ def save_script_grid(runtime: Any, image: Any, infotext: str, save: Any, kind: s
     path = grid_path(runtime.config.outputs_dir, kind, dt.date.today().strftime("%Y-%m-%d"), save.fmt, save.folder(kind))
     save_image(image, path, infotext, save.quality)
     return path
+
+
+def directions_arg(value: Any) -> list[str]:
+    """The outpainting sides chosen, in A1111's order (a list, or comma-separated text)."""
+    from modules.pipeline.outpaint import DIRECTIONS
+
+    chosen = [side.strip() for side in value.split(",") if side.strip()] if isinstance(value, str) else value
+    if not isinstance(chosen, (list, tuple)) or not chosen:
+        raise ScriptArgsError(f"Outpainting direction must be a non-empty list of {', '.join(DIRECTIONS)}, got {value!r}")
+    unknown = [each for each in chosen if each not in DIRECTIONS]
+    if unknown:
+        raise ScriptArgsError(f"Outpainting direction: unknown {unknown!r}; valid: {', '.join(DIRECTIONS)}")
+    return [side for side in DIRECTIONS if side in chosen]

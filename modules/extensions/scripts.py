@@ -144,14 +144,10 @@ class ScriptRegistry:
     def with_builtins(cls, upscaler_names: "Callable[[], Sequence[str]] | None" = None) -> "ScriptRegistry":
         """The built-in selectable scripts; ``upscaler_names`` lists the upscalers SD upscale offers
         (the runtime's library: None, the resamplers, the model files), else the built-in ones."""
-        from modules.extensions.outpainting_mk2 import OutpaintingMk2
-        from modules.extensions.poor_mans_outpainting import PoorMansOutpainting
         from modules.extensions.sd_upscale import SdUpscale
 
         registry = cls()
-        for file, script in (("outpainting_mk2.py", OutpaintingMk2()),
-                             ("poor_mans_outpainting.py", PoorMansOutpainting()),
-                             ("sd_upscale.py", SdUpscale(upscaler_names))):
+        for file, script in (("sd_upscale.py", SdUpscale(upscaler_names)),):
             registry.register(script, builtin_file=file)
         return registry
 
