@@ -116,7 +116,7 @@ class Runtime:
         self._chosen_this_session: str | None = None
         self._detected: dict[tuple[str, int, int], str | None] = {}  # (path, size, mtime) -> why unusable
         self.jobs = JobQueue()
-        self.scripts = ScriptRegistry.with_builtins(self.upscaler_library.names)
+        self.scripts = ScriptRegistry()  # the built-in scripts (scripts/) join with the extensions: load_extensions
         self.models: ModelCache[ModelKey, LoadedModel] = ModelCache(self._load, self._cache_capacity(self.options.current))
         self.notices = Notices()
         self._runners: dict[tuple[ModelKey, str], ModelRunners] = {}

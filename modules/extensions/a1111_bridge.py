@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import traceback
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from modules.extensions.startup import PROGRAM_ROOT
 from modules.extensions.scripts import ALWAYS_VISIBLE, Script, ScriptArg, ScriptArgsError, with_defaults
 from modules.job_spec import KNOB_FIELDS, job_params
 from modules.options import OptionsError, option_names, validate_option
@@ -343,10 +341,42 @@ def register_scripts(runtime: "Runtime", scripts_data: Sequence[Any]) -> list[st
         if not instances:
             continue
         kind = A1111AlwaysOn if next(iter(instances.values())).alwayson else A1111Script
-        builtin = Path(data.basedir) == PROGRAM_ROOT  # the program's own scripts/ folder
         try:
-            runtime.scripts.register(kind(instances), builtin_file=Path(data.path).name if builtin else None)
+            runtime.scripts.register(kind(instances))
             added.append(next(iter(instances.values())).title())
         except ValueError as error:  # a title already taken
             print(f"Extension script {data.path} not added: {error}", flush=True)
     return added
+
+
+# ----- upscalers as A1111's ``shared.sd_upscalers`` lists them -----
+
+class QueuedUpscaler:
+    """``scaler`` of one ``shared.sd_upscalers`` entry: ``upscale(img, scale, path)`` runs the
+    engine's upscaler in a queued job of its own, so a model takes its turn on the device with the
+    generations."""
+
+    def __init__(self, runtime: "Runtime", name: str):
+        self.runtime, self.name = runtime, name
+
+    def upscale(self, img: Image.Image, scale: float, selected_path: Any = None) -> Image.Image:
+        from modules.upscalers.library import UPSCALER_NONE, target_size
+
+        if self.name == UPSCALER_NONE:
+            return img
+        upscaling = self.runtime.upscaling()
+        job = self.runtime.jobs.submit(lambda job: upscaling.resize(img, target_size(img, scale), self.name),
+                                       max_waiting=self.runtime.options.current.queue_max_waiting,
+                                       description=f"upscale: {self.name} x{scale:g}")
+        try:
+            return job.future.result()
+        finally:
+            self.runtime.jobs.forget(job)
+
+
+def upscalers_of(runtime: "Runtime") -> list[Any]:
+    """A1111's ``shared.sd_upscalers``: None, the resamplers, then the model files, as
+    ``/sdapi/v1/upscalers`` lists them."""
+    from modules.shared import UpscalerData
+
+    return [UpscalerData(name, QueuedUpscaler(runtime, name)) for name in runtime.upscaler_library.names()]

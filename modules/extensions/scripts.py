@@ -56,8 +56,6 @@ def with_defaults(args: Sequence[Any], described: Sequence[ScriptArg]) -> list[A
 class Script:
     """Base class. Subclasses override ``title`` and ``show``, and ``run`` or ``process``."""
 
-    returns_grid = False  # a selectable script whose results already start with its own grid
-
     def title(self) -> str:
         raise NotImplementedError
 
@@ -138,32 +136,13 @@ def _key(title: str) -> str:
 class ScriptRegistry:
     def __init__(self) -> None:
         self._scripts: list[Script] = []
-        self._builtin_files: dict[Script, str] = {}  # built-in script -> its A1111 file name (dropdown order)
 
-    @classmethod
-    def with_builtins(cls, upscaler_names: "Callable[[], Sequence[str]] | None" = None) -> "ScriptRegistry":
-        """The built-in selectable scripts; ``upscaler_names`` lists the upscalers SD upscale offers
-        (the runtime's library: None, the resamplers, the model files), else the built-in ones."""
-        from modules.extensions.sd_upscale import SdUpscale
-
-        registry = cls()
-        for file, script in (("sd_upscale.py", SdUpscale(upscaler_names)),):
-            registry.register(script, builtin_file=file)
-        return registry
-
-    def register(self, script: Script, *, builtin_file: str | None = None) -> None:
-        """Adds ``script`` after those registered. A built-in one (``builtin_file``: its file in
-        A1111's ``scripts/`` folder) joins the built-ins in file-name order, so the "Script"
-        dropdown lists them as A1111 does (its built-in scripts load first, alphabetically; the
-        program's ``scripts/`` folder loads with the extensions, after the engine's own)."""
+    def register(self, script: Script) -> None:
+        """Adds ``script`` after those registered: the program's scripts/ folder loads first, in file
+        order, so the "Script" dropdown lists the built-in scripts as A1111 does, then the extensions'."""
         if any(_key(s.title()) == _key(script.title()) for s in self._scripts):
             raise ValueError(f"a script titled {script.title()!r} is already registered")
-        if builtin_file is None:
-            self._scripts.append(script)
-            return
-        at = sum(1 for s in self._scripts if s in self._builtin_files and self._builtin_files[s] < builtin_file)
-        self._scripts.insert(at, script)
-        self._builtin_files[script] = builtin_file
+        self._scripts.append(script)
 
     def scripts(self, is_img2img: bool) -> list[Script]:
         """Every script shown on that tab, selectable and always-on, in registration order."""

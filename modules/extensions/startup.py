@@ -92,10 +92,13 @@ def set_cmd_opts(args: argparse.Namespace) -> None:
 
 
 def bind_compat_surface(runtime) -> None:
-    """The A1111 module globals extensions read (checkpoint list, embeddings) answer from ``runtime``."""
+    """The A1111 module globals extensions read (checkpoint list, upscalers, embeddings) answer from ``runtime``."""
     from modules import sd_hijack, sd_models, shared
 
+    from modules.extensions.a1111_bridge import upscalers_of
+
     shared.bind_runtime(runtime)
+    shared.sd_upscalers[:] = upscalers_of(runtime)
     sd_models.list_models()
     sd_hijack.model_hijack.embedding_db.load_textual_inversion_embeddings()
 

@@ -91,9 +91,10 @@ def test_disable_all_extensions_loads_none_and_an_unknown_flag_is_refused(progra
     root, data = program
     found = start(root, data, "--disable-all-extensions")
     assert found.enabled() == [] and extension_scripts() == []
-    # the program's own scripts/ (X/Y/Z plot) load first and always, as A1111's built-in scripts do
-    assert [d.module.__name__ for d in scripts.scripts_data] == ["loopback.py", "outpainting_mk2.py", "poor_mans_outpainting.py", "prompt_matrix.py",
-                                                              "prompts_from_file.py", "xyz_grid.py"]
+    # the program's own scripts/ (the built-in scripts) load first and always, as A1111's do
+    assert [d.module.__name__ for d in scripts.scripts_data] == [
+        "loopback.py", "outpainting_mk2.py", "poor_mans_outpainting.py", "prompt_matrix.py", "prompts_from_file.py",
+        "sd_upscale.py", "xyz_grid.py"]
     with pytest.raises(SystemExit):  # without the extension's preload, its flag is unknown
         startup.prepare(["--data-dir", str(data), "--disable-all-extensions", "--flagged-level", "2"], root,
                         build_arg_parser(), report=lambda line: None)
