@@ -148,6 +148,19 @@ def create_infotext(p: StableDiffusionProcessing, all_prompts=None, all_seeds=No
     return format_infotext(prompts[min(index, len(prompts) - 1)], negatives[min(index, len(negatives) - 1)], fields)
 
 
+def check_processing(p: StableDiffusionProcessing) -> None:
+    """Ours, not A1111's: raises the ParamsError (naming each bad field) that ``process_images(p)``
+    would, without generating, so a script that makes many images can refuse a bad one before it
+    makes any. Always-on scripts are not run here."""
+    from modules import shared
+    from modules.extensions.a1111_bridge import params_from
+
+    runtime = shared.bound_runtime()
+    if runtime is None:
+        raise RuntimeError("the web UI's runtime is not bound: extension scripts generate only inside the app")
+    params_from(runtime, p).validate(runtime.upscaler_library.model_names())
+
+
 def with_extra_fields(runtime: Any, params: Any, p: StableDiffusionProcessing) -> Any:
     """The job, with the fields a script set in ``p.extra_generation_params`` before calling
     ``process_images`` written into its images' infotexts (as A1111 writes them)."""

@@ -49,6 +49,7 @@ class Script(scripts.Script):
             setattr(pc, field, prompt)
             pc.seed = p.seed + (index if matrix.different_seeds else 0)
             pc.batch_size, pc.n_iter = 1, 1
+            processing.check_processing(pc)  # every combination is checked before the first is made
             cells.append(pc)
         return cells
 

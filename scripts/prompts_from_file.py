@@ -16,7 +16,7 @@ from copy import copy
 
 import gradio as gr
 
-from modules import scripts, shared
+from modules import processing, scripts, shared
 from modules.extensions.script_args import boolean, choice
 from modules.pipeline.prompt_lines import PromptLineError, SeedPlan, line_seeds, parse_prompt_lines
 from modules.processing import Processed, process_images
@@ -95,7 +95,10 @@ class Script(scripts.Script):
         if not lines:
             raise ScriptArgsError("List of prompt inputs: no prompt given (every line is empty)")
         seeds = line_seeds(lines, p.seed, p.batch_size, p.n_iter, seeds_plan, rng or random.Random())
-        return [apply_line(p, options, seed, position) for options, seed in zip(lines, seeds)]
+        planned = [apply_line(p, options, seed, position) for options, seed in zip(lines, seeds)]
+        for pc in planned:  # every line is checked before the first is made
+            processing.check_processing(pc)
+        return planned
 
     def run(self, p, *args):
         images, prompts, seeds, infotexts = [], [], [], []

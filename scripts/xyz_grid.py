@@ -409,7 +409,7 @@ class Script(scripts.Script):
 
     def plan(self, p, x_type, x_values, x_values_dropdown, y_type, y_values, y_values_dropdown, z_type, z_values,
              z_values_dropdown, draw_legend, include_lone_images, include_sub_grids, no_fixed_seeds, vary_seeds_x,
-             vary_seeds_y, vary_seeds_z, margin_size, csv_mode, *, rng=None):
+             vary_seeds_y, vary_seeds_z, margin_size, csv_mode, *, rng=None, check=True):
         """The checked axes, each cell's ``p`` in generation order, and the drawing options; the
         seed of ``p`` is drawn once here (unless "Keep -1 for seeds"), so every cell shares it."""
         flags = [boolean(label, value) for label, value in (
@@ -422,7 +422,11 @@ class Script(scripts.Script):
                                   (z_type, z_values, z_values_dropdown)), csv_mode=flags[7], keep_seeds=flags[3], rng=rng)
         if not flags[3]:
             processing.fix_seed(p)
-        return axes, plan_cells(p, axes, tuple(flags[4:7])), (flags[0], flags[1], flags[2], margin)
+        cells = plan_cells(p, axes, tuple(flags[4:7]))
+        if check:
+            for _, pc in cells:  # every cell is checked before the first is made
+                processing.check_processing(pc)
+        return axes, cells, (flags[0], flags[1], flags[2], margin)
 
     def read_axes(self, p, given, *, csv_mode=False, keep_seeds=False, rng=None):
         """(axis option, values, values text) for X, Y and Z, every value checked before any cell is made."""

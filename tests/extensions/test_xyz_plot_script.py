@@ -83,7 +83,7 @@ def test_unavailable_and_unknown_axes_are_refused_with_the_reason(xyz) -> None:
 
 def plan(xyz, p, plot_args):
     """Each cell's ``p`` by (ix, iy, iz), in generation order."""
-    _, cells, _ = script_for(xyz, hasattr(p, "init_images")).plan(p, *plot_args, rng=random.Random(0))
+    _, cells, _ = script_for(xyz, hasattr(p, "init_images")).plan(p, *plot_args, rng=random.Random(0), check=False)
     return dict(cells)
 
 
@@ -124,6 +124,7 @@ class FakeRuntime:
         self.options = SimpleNamespace(current=Options())
         self.config = SimpleNamespace(styles_file=root / "styles.csv")
         self.jobs = SimpleNamespace(forget=lambda job: None)
+        self.upscaler_library = SimpleNamespace(model_names=lambda: ())
 
     def submit(self, params, save=None):
         self.count += 1
