@@ -64,6 +64,7 @@ class Script(scripts.Script):
         if not p.init_images:
             raise ScriptArgsError("Loopback needs an init image")
         strengths = loopback_strengths(loops, p.denoising_strength, final, curve)
+        processing.check_processing(p)  # a bad form is answered before anything is generated
         processing.fix_seed(p)
         p.extra_generation_params = {**p.extra_generation_params, "Final denoising strength": final,
                                      "Denoising curve": curve.value}

@@ -66,6 +66,9 @@ class Script(scripts.Script):
         overlap, upscaler, scale = self.read_args(p, *args)
         if not p.init_images:
             raise ScriptArgsError("SD upscale needs an init image")
+        tile = copy(p)
+        tile.image_mask = tile.mask = None
+        processing.check_processing(tile)  # a bad form is answered before the upscale and the tiles
         processing.fix_seed(p)
         p.extra_generation_params = {**p.extra_generation_params, "SD upscale overlap": overlap,
                                      "SD upscale upscaler": upscaler.name}
