@@ -218,10 +218,15 @@ def processed_from(p: Any, results: Sequence["GeneratedImage"]) -> Any:
 def control_args(script: Any, is_img2img: bool) -> list[ScriptArg]:
     """The script's args as A1111's API describes them: one per control its ``ui()`` returns (built in
     a throwaway Blocks, as A1111 builds them), with the control's label, value, range and choices."""
-    import gradio as gr  # the compat surface: extensions' ui() is Gradio code
+    import contextlib
 
+    import gradio as gr  # the compat surface: extensions' ui() is Gradio code
+    from gradio.context import Context
+
+    # one throwaway Blocks for all the scripts (``register_scripts`` opens it): each Blocks builds an app
+    throwaway = contextlib.nullcontext() if Context.root_block is not None else gr.Blocks()
     try:
-        with gr.Blocks():
+        with throwaway:
             controls = script.ui(is_img2img) or []
     except Exception:
         report_failure(script, "ui")
@@ -334,18 +339,21 @@ def register_scripts(runtime: "Runtime", scripts_data: Sequence[Any]) -> list[st
 
     if shared.bound_runtime() is not runtime:
         shared.bind_runtime(runtime)
+    import gradio as gr
+
     added = []
-    for data in scripts_data:
-        instances = {is_img2img: script for is_img2img in (False, True)
-                     if (script := a1111_scripts.instantiate(data, is_img2img)) is not None}
-        if not instances:
-            continue
-        kind = A1111AlwaysOn if next(iter(instances.values())).alwayson else A1111Script
-        try:
-            runtime.scripts.register(kind(instances))
-            added.append(next(iter(instances.values())).title())
-        except ValueError as error:  # a title already taken
-            print(f"Extension script {data.path} not added: {error}", flush=True)
+    with gr.Blocks():  # where every script's ui() is built to describe its args (``control_args``)
+        for data in scripts_data:
+            instances = {is_img2img: script for is_img2img in (False, True)
+                         if (script := a1111_scripts.instantiate(data, is_img2img)) is not None}
+            if not instances:
+                continue
+            kind = A1111AlwaysOn if next(iter(instances.values())).alwayson else A1111Script
+            try:
+                runtime.scripts.register(kind(instances))
+                added.append(next(iter(instances.values())).title())
+            except ValueError as error:  # a title already taken
+                print(f"Extension script {data.path} not added: {error}", flush=True)
     return added
 
 
