@@ -18,6 +18,9 @@ match A1111's) and are refused with the reason when chosen.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import random
 from collections import namedtuple
@@ -170,7 +173,10 @@ def boolean_choice(reverse: bool = False):
 
 
 def list_to_csv_string(data_list):
-    return ",".join(f'"{v}"' if "," in str(v) or '"' in str(v) else str(v) for v in data_list)
+    """Values as one CSV line (quoted where they hold a comma or a quote), as the values text box takes them."""
+    with io.StringIO() as out:
+        csv.writer(out).writerow(data_list)
+        return out.getvalue().strip()
 
 
 def csv_string_to_list_strip(data_str):
@@ -515,6 +521,5 @@ def _cell(p, axes, ix, iy, iz, vary_seeds):
 
 def _quoted(value):
     """An infotext value, quoted as A1111 quotes one that holds a comma, colon or quote."""
-    import json
     return json.dumps(value, ensure_ascii=False) if any(c in value for c in ',:"\n') else value
 
