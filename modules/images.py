@@ -49,9 +49,15 @@ def save_image(image: Image.Image, path: str, basename: str, seed=None, prompt=N
     """Saves into ``path`` with the next free number (``NNNNN-seed-basename``), the infotext in PNG
     text (``existing_info`` items too) or JPEG/WebP EXIF; ``on_before_image_saved`` callbacks may
     change the image, file name and text items first, ``on_image_saved`` ones see the result.
-    Returns (filename, None) as A1111 does (no text sidecar)."""
+    Returns (filename, None) as A1111 does (no text sidecar). An image of a job run here (``p``, or
+    the ``Processed`` holding it, carries the job's saving options) is written by the engine
+    instead, where the saving settings put grids or samples; nothing when that saving is off."""
     from modules import script_callbacks
 
+    job = getattr(p, "p", p)
+    if job is not None and hasattr(job, "save_options"):
+        written = _save_job_image(image, info or "", job, seed, grid)
+        return (str(written) if written else None), None
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     if forced_filename:
@@ -346,3 +352,17 @@ def draw_prompt_matrix(im: Image.Image, width: int, height: int, all_prompts: li
     columns = [[GridAnnotation(x, bool(pos & (1 << i))) for i, x in enumerate(horizontal)] for pos in range(1 << len(horizontal))]
     rows = [[GridAnnotation(x, bool(pos & (1 << i))) for i, x in enumerate(vertical)] for pos in range(1 << len(vertical))]
     return draw_grid_annotations(im, width, height, columns, rows, margin)
+
+
+def _save_job_image(image: Image.Image, info: str, job, seed, grid: bool) -> Path | None:
+    """A script's own result (a grid, or an image it composed: outpainting, an upscale) written as
+    the job's saving options say: grids to the grids folder, samples to the samples folder with the
+    file-name pattern; nothing when that kind of saving is off."""
+    from modules import shared
+    from modules.extensions.script_args import save_sample, save_script_grid
+
+    tab = "img2img" if hasattr(job, "init_images") else "txt2img"
+    runtime = shared.bound_runtime()
+    if grid:
+        return save_script_grid(runtime, image, info, job.save_options, f"{tab}-grids")
+    return save_sample(runtime, job, image, info, job.seed if seed is None else seed, job.save_options, f"{tab}-images")

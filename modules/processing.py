@@ -158,6 +158,32 @@ def create_infotext(p: StableDiffusionProcessing, all_prompts=None, all_seeds=No
     return format_infotext(prompts[min(index, len(prompts) - 1)], negatives[min(index, len(negatives) - 1)], fields)
 
 
+def check_processing(p: StableDiffusionProcessing) -> None:
+    """Ours, not A1111's: raises the ParamsError (naming each bad field) that ``process_images(p)``
+    would, without generating, so a script that makes many images can refuse a bad one before it
+    makes any. Always-on scripts are not run here."""
+    from modules import shared
+    from modules.extensions.a1111_bridge import params_from
+
+    runtime = shared.bound_runtime()
+    if runtime is None:
+        raise RuntimeError("the web UI's runtime is not bound: extension scripts generate only inside the app")
+    params_from(runtime, p).validate(runtime.upscaler_library.model_names())
+
+
+def with_extra_fields(runtime: Any, params: Any, p: StableDiffusionProcessing) -> Any:
+    """The job, with the fields a script set in ``p.extra_generation_params`` before calling
+    ``process_images`` written into its images' infotexts (as A1111 writes them)."""
+    extra = {key: value for key, value in p.extra_generation_params.items() if value is not None}
+    if not extra:
+        return params
+    from modules.pipeline.hooks import ExtraFields, HookChain
+    from modules.runtime import PreparedJob
+
+    prepared = runtime.prepare_job(params)
+    return PreparedJob(prepared.params, HookChain([ExtraFields(extra), prepared.hooks]))
+
+
 def process_images(p: StableDiffusionProcessing) -> Processed:
     """Generate what ``p`` describes through the engine's job path (settings, styles, always-on
     scripts, the queue) and return A1111's ``Processed``; ``p.override_settings`` apply to this job."""
@@ -172,17 +198,19 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
     if threading.current_thread().name == "generation-worker":
         raise RuntimeError("process_images cannot run inside a job's hook: the queue runs one job at a time")
     save = getattr(p, "save_options", None)
-    if save is None and (p.do_not_save_samples or p.do_not_save_grid):
+    if p.do_not_save_samples or p.do_not_save_grid:
         from modules.runtime import save_options_from
 
-        save = save_options_from(runtime.options.current, runtime.config.data_dir)
+        save = save or save_options_from(runtime.options.current, runtime.config.data_dir)
         save = dataclasses.replace(save, images=save.images and not p.do_not_save_samples,
                                    grids=save.grids and not p.do_not_save_grid)
-    job = runtime.submit(params_from(runtime, p), save=save)
+    job = runtime.submit(with_extra_fields(runtime, params_from(runtime, p), p), save=save)
     try:
         results = job.future.result()
     finally:
         runtime.jobs.forget(job)
+    if job.interrupted:  # scripts that loop over process_images stop on it, as on A1111's Interrupt
+        shared.state.interrupted = True
     processed = processed_from(p, results)
     processed.generated = results  # the engine's own results, kept for the caller in the engine
     return processed

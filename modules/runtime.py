@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -117,7 +118,7 @@ class Runtime:
         self._chosen_this_session: str | None = None
         self._detected: dict[tuple[str, int, int], str | None] = {}  # (path, size, mtime) -> why unusable
         self.jobs = JobQueue()
-        self.scripts = ScriptRegistry.with_builtins(self.upscaler_library.names)
+        self.scripts = ScriptRegistry()  # the built-in scripts (scripts/) join with the extensions: load_extensions
         self.models: ModelCache[ModelKey, LoadedModel] = ModelCache(self._load, self._cache_capacity(self.options.current))
         self.notices = Notices()
         self._runners: dict[tuple[ModelKey, str], ModelRunners] = {}
@@ -131,7 +132,7 @@ class Runtime:
         # Told of each checkpoint loaded from disk (extensions' ``on_model_loaded``); ``last_model`` is
         # the model the latest job or switch acquired (A1111's ``shared.sd_model``).
         self.model_listeners: list[Callable[[LoadedModel], None]] = []
-        self.last_model: LoadedModel | None = None
+        self._last_model: Callable[[], LoadedModel | None] = lambda: None
 
     def load_extensions(self, found: ExtensionSet) -> None:
         """Imports the enabled extensions' scripts (their install.py and preload.py ran before the
@@ -289,8 +290,13 @@ class Runtime:
         checkpoint = self.hashed(self.resolve_checkpoint(checkpoint_query))
         vae = self.resolve_vae(checkpoint, vae_choice)
         model = self.models.acquire(ModelKey(checkpoint, vae and self.hashed(vae)))
-        self.last_model = model
+        self._last_model = weakref.ref(model)  # not a reference: an evicted model must be freed
         return model
+
+    @property
+    def last_model(self) -> LoadedModel | None:
+        """The model the latest job or switch acquired, while it is still loaded."""
+        return self._last_model()
 
     def default_size(self, checkpoint_query: str | None = None) -> tuple[int, int]:
         """(width, height) a form should start with for this checkpoint: the resolution its

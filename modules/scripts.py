@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from modules.extensions import loader
+from modules.extensions.scripts import ScriptArgsError  # noqa: F401 - ours: a bad script arg, answered 422
 
 AlwaysVisible = object()
 

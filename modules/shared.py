@@ -93,6 +93,15 @@ class TotalTQDM:
     def clear(self) -> None: ...
 
 
+class UpscalerData:
+    """One of ``sd_upscalers`` as extensions read it: ``name``, ``data_path`` and ``scaler`` (whose
+    ``upscale(img, scale, data_path)`` runs the engine's upscaler)."""
+
+    def __init__(self, name: str, scaler: Any, data_path: str | None = None):
+        self.name, self.scaler, self.data_path = name, scaler, data_path
+        self.model_path = data_path
+
+
 opts = Options()
 cmd_opts = argparse.Namespace()
 

@@ -268,24 +268,44 @@ def build_hires_controls(form: Form, model_upscalers: Sequence[str] = ()) -> Non
 
 
 def build_script_controls(form: Form, scripts: Any, is_img2img: bool) -> dict[str, list]:
-    """The "Script" dropdown from the runtime's script registry, and each script's own controls
-    (from its ``args_info()``, shown while it is selected). Returns {title: [(arg, control)]}."""
+    """The "Script" dropdown from the runtime's script registry, and each script's controls, shown
+    while it is selected: an A1111 script's own ``ui()``, else controls made from its ``args_info()``.
+    Returns {title: [(arg, control)]}."""
     titles = list(scripts.titles(is_img2img))
     script = form.add("script", gr.Dropdown([SCRIPT_NONE, *titles], value=SCRIPT_NONE, label="Script",
                                             elem_id="script_list"))
     controls: dict[str, list] = {}
     groups = []
     for number, title in enumerate(titles):
+        chosen = scripts.find(title, is_img2img)
         with gr.Group(visible=False, elem_id=f"{form.tab}_script_{number}") as group:
-            args = scripts.find(title, is_img2img).args_info()
-            controls[title] = [(arg, script_arg_control(arg, f"{form.tab}_script_{number}_arg_{i}"))
-                               for i, arg in enumerate(args)]
+            if isinstance(chosen, A1111Script):
+                controls[title] = own_ui_controls(chosen, is_img2img)
+            else:
+                controls[title] = [(arg, script_arg_control(arg, f"{form.tab}_script_{number}_arg_{i}"))
+                                   for i, arg in enumerate(chosen.args_info())]
         groups.append(group)
     if groups:
         script.change(lambda chosen: {g: gr.update(visible=chosen == t) for g, t in zip(groups, titles)}, inputs=script,
                       outputs=groups, queue=False, show_progress="hidden")
     build_alwayson_controls(form, scripts, is_img2img)
     return controls
+
+
+def own_ui_controls(script: A1111Script, is_img2img: bool) -> list:
+    """A selectable A1111 script's own ``ui(is_img2img)``, built here in the page (A1111 builds it
+    inside the script's group under the dropdown): [(arg, control)] in ``ui()`` order, the order its
+    ``run(p, *args)`` receives their values. A ``ui()`` that raises is reported and shows nothing."""
+    from modules.extensions.a1111_bridge import report_failure
+
+    try:
+        made = script.instance_for(is_img2img).ui(is_img2img)
+    except Exception:  # extension code: isolated, as A1111 isolates a failing ui()
+        report_failure(script.instance_for(is_img2img), "ui")
+        return []
+    made = made if isinstance(made, (list, tuple)) else ([made] if made is not None else [])
+    return [(ScriptArg(str(getattr(c, "label", "") or ""), getattr(c, "value", None)), c)
+            for c in made if isinstance(c, gr.components.Component)]
 
 
 def build_alwayson_controls(form: Form, scripts: Any, is_img2img: bool) -> None:

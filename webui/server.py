@@ -90,9 +90,8 @@ def console_logging() -> None:
 def serve(config: AppConfig, extensions: ExtensionSet | None = None) -> int:
     console_logging()
     runtime = Runtime(config)
-    if extensions is not None:
-        gradio3_compat.install()  # before their scripts are imported: some use Gradio 3 names at import
-        runtime.load_extensions(extensions)
+    gradio3_compat.install()  # before extensions' scripts are imported: some use Gradio 3 names at import
+    runtime.load_extensions(extensions if extensions is not None else ExtensionSet())  # the built-in scripts too
     for path in runtime.remove_stale_temporaries():
         print(f"Removed {path}: a save that an earlier run did not finish")
     app = create_app(runtime)
@@ -106,7 +105,7 @@ def serve(config: AppConfig, extensions: ExtensionSet | None = None) -> int:
     runtime.can_restart = True
     threading.Thread(target=stop_for_restart, args=(server, runtime), name="restart-watch", daemon=True).start()
     server.run()
-    if extensions is not None:
+    if runtime.extensions.loaded:
         script_callbacks.script_unloaded_callback()  # A1111 calls it when its scripts are unloaded
     if runtime.restart_requested.is_set():
         runtime.jobs.shutdown()

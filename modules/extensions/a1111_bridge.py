@@ -240,10 +240,15 @@ def processed_from(p: Any, results: Sequence["GeneratedImage"]) -> Any:
 def control_args(script: Any, is_img2img: bool) -> list[ScriptArg]:
     """The script's args as A1111's API describes them: one per control its ``ui()`` returns (built in
     a throwaway Blocks, as A1111 builds them), with the control's label, value, range and choices."""
-    import gradio as gr  # the compat surface: extensions' ui() is Gradio code
+    import contextlib
 
+    import gradio as gr  # the compat surface: extensions' ui() is Gradio code
+    from gradio.context import Context
+
+    # one throwaway Blocks for all the scripts (``register_scripts`` opens it): each Blocks builds an app
+    throwaway = contextlib.nullcontext() if Context.root_block is not None else gr.Blocks()
     try:
-        with gr.Blocks():
+        with throwaway:
             controls = script.ui(is_img2img) or []
     except Exception:
         report_failure(script, "ui")
@@ -283,28 +288,63 @@ class A1111Script(Script):
     def instance(self, params: Txt2ImgParams) -> Any:
         return self.instances[isinstance(params, Img2ImgParams)]
 
+    def described_args(self, is_img2img: bool) -> list[ScriptArg]:
+        return self.args_info(is_img2img)
+
+    def instance_for(self, is_img2img: bool) -> Any:
+        """The A1111 script object of that tab (its ``ui()`` builds the tab's controls)."""
+        return self.instances[is_img2img]
+
     def run(self, runtime: "Runtime", params: Txt2ImgParams, args: Sequence[Any], *,
             save: "SaveOptions | None" = None) -> list["GeneratedImage"]:
         """The selectable script's ``run(p, *args)``; its ``process_images(p)`` calls queue jobs."""
+        from modules import shared
+
+        bind_to(runtime)
+        p = processing_for(params)
+        p.save_options = save
+        is_img2img = isinstance(params, Img2ImgParams)
+        p.outpath_samples = str(runtime.config.outputs_dir / ("img2img-images" if is_img2img else "txt2img-images"))
+        p.outpath_grids = str(runtime.config.outputs_dir / ("img2img-grids" if is_img2img else "txt2img-grids"))
         script = self.instance(params)
         if extension_disabled(script):
             raise ScriptArgsError(f"{self.title()}: its extension was disabled after an error (see the Extensions "
                                   "tab); restart the server to load it again")
-        p = processing_for(params)
-        p.save_options = save
-        processed = script.run(p, *with_defaults(args, self.args_info(isinstance(params, Img2ImgParams))))
+        shared.state.begin(self._title)  # a fresh interrupt flag for this run, as A1111's each request
+        try:
+            processed = script.run(p, *with_defaults(args, self.args_info(is_img2img)))
+        finally:
+            shared.state.end()
         if processed is None:
             return []
+        count = len(processed.images)
+        grids = max(int(getattr(processed, "index_of_first_image", 0) or 0), 0)
         return getattr(processed, "generated", None) or [
-            _generated(image, text, seed) for image, text, seed in
-            zip(processed.images, processed.infotexts or [processed.info] * len(processed.images),
-                processed.all_seeds or [processed.seed] * len(processed.images))]
+            _generated(image, text, seed, number < grids) for number, (image, text, seed) in
+            enumerate(zip(processed.images, _padded(processed.infotexts, processed.info, count),
+                          _padded(processed.all_seeds, processed.seed, count)))]
 
 
-def _generated(image: Any, infotext: str, seed: int) -> "GeneratedImage":
+def _padded(values: Sequence[Any] | None, fallback: Any, count: int) -> list[Any]:
+    """One value per image: A1111's lists may be shorter than the images (a grid has no own seed)."""
+    values = list(values or [])
+    return values + [values[-1] if values else fallback] * (count - len(values))
+
+
+def bind_to(runtime: "Runtime") -> None:
+    """The compat modules' globals (``shared``, the checkpoint list) answer from ``runtime``: in the
+    app it is already the one bound at start; a second Runtime (tests) is bound while it runs a script."""
+    from modules import shared
+    from modules.extensions.startup import bind_compat_surface
+
+    if shared.bound_runtime() is not runtime:
+        bind_compat_surface(runtime)
+
+
+def _generated(image: Any, infotext: str, seed: int, is_grid: bool = False) -> "GeneratedImage":
     from modules.pipeline.generate import GeneratedImage
 
-    return GeneratedImage(to_image(image), infotext, seed, -1, None)
+    return GeneratedImage(to_image(image), infotext, seed, -1, None, is_grid)
 
 
 class A1111AlwaysOn(A1111Script):
@@ -324,16 +364,52 @@ def register_scripts(runtime: "Runtime", scripts_data: Sequence[Any]) -> list[st
 
     if shared.bound_runtime() is not runtime:
         shared.bind_runtime(runtime)
+    import gradio as gr
+
     added = []
-    for data in scripts_data:
-        instances = {is_img2img: script for is_img2img in (False, True)
-                     if (script := a1111_scripts.instantiate(data, is_img2img)) is not None}
-        if not instances:
-            continue
-        kind = A1111AlwaysOn if next(iter(instances.values())).alwayson else A1111Script
-        try:
-            runtime.scripts.register(kind(instances))
-            added.append(next(iter(instances.values())).title())
-        except ValueError as error:  # a title already taken
-            print(f"Extension script {data.path} not added: {error}", flush=True)
+    with gr.Blocks():  # where every script's ui() is built to describe its args (``control_args``)
+        for data in scripts_data:
+            instances = {is_img2img: script for is_img2img in (False, True)
+                         if (script := a1111_scripts.instantiate(data, is_img2img)) is not None}
+            if not instances:
+                continue
+            kind = A1111AlwaysOn if next(iter(instances.values())).alwayson else A1111Script
+            try:
+                runtime.scripts.register(kind(instances))
+                added.append(next(iter(instances.values())).title())
+            except ValueError as error:  # a title already taken
+                print(f"Extension script {data.path} not added: {error}", flush=True)
     return added
+
+
+# ----- upscalers as A1111's ``shared.sd_upscalers`` lists them -----
+
+class QueuedUpscaler:
+    """``scaler`` of one ``shared.sd_upscalers`` entry: ``upscale(img, scale, path)`` runs the
+    engine's upscaler in a queued job of its own, so a model takes its turn on the device with the
+    generations."""
+
+    def __init__(self, runtime: "Runtime", name: str):
+        self.runtime, self.name = runtime, name
+
+    def upscale(self, img: Image.Image, scale: float, selected_path: Any = None) -> Image.Image:
+        from modules.upscalers.library import UPSCALER_NONE, target_size
+
+        if self.name == UPSCALER_NONE:
+            return img
+        upscaling = self.runtime.upscaling()
+        job = self.runtime.jobs.submit(lambda job: upscaling.resize(img, target_size(img, scale), self.name),
+                                       max_waiting=self.runtime.options.current.queue_max_waiting,
+                                       description=f"upscale: {self.name} x{scale:g}")
+        try:
+            return job.future.result()
+        finally:
+            self.runtime.jobs.forget(job)
+
+
+def upscalers_of(runtime: "Runtime") -> list[Any]:
+    """A1111's ``shared.sd_upscalers``: None, the resamplers, then the model files, as
+    ``/sdapi/v1/upscalers`` lists them."""
+    from modules.shared import UpscalerData
+
+    return [UpscalerData(name, QueuedUpscaler(runtime, name)) for name in runtime.upscaler_library.names()]

@@ -2,8 +2,8 @@
 
 An extension folder may hold ``metadata.ini`` (``[Extension] Requires/Before/After``, ordering),
 ``install.py`` (run once at launch unless skipped), ``preload.py`` (``preload(parser)``),
-``scripts/*.py`` (each imported as a module named by its file, with the extension root on
-``sys.path`` while it loads), ``javascript/*.js`` and ``style.css`` (served into the page).
+``scripts/*.py`` (each imported as a module named by its file name, with the extension
+root on ``sys.path`` while it loads), ``javascript/*.js`` and ``style.css`` (served into the page).
 Any failure is recorded on the extension and reported; it never stops the other extensions.
 """
 
@@ -144,7 +144,9 @@ def load_scripts(extension: Extension, report: Callable[[str], None] = print) ->
     An extension whose script fails to import is disabled until the next start."""
     for path in extension.files("scripts", ".py"):
         try:
-            extension.modules.append(import_file(path, path.stem, extension.path))
+            # named by its file, ".py" included, as A1111 names them: extensions look up the X/Y/Z
+            # plot's module by ``script_class.__module__ == "xyz_grid.py"``
+            extension.modules.append(import_file(path, path.name, extension.path))
         except Exception:  # the one broad catch: it isolates an extension (DESIGN §8)
             error = f"scripts/{path.name}: {traceback.format_exc(limit=-3)}"
             extension.errors.append(error)

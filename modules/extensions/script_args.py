@@ -1,19 +1,12 @@
-"""Reading A1111's positional ``script_args`` for the built-in scripts: missing trailing ones take
-their defaults, and each value is checked so a bad one is a ScriptArgsError naming it."""
+"""Reading A1111's positional ``script_args`` for the built-in scripts (``scripts/``): each value is
+checked so a bad one is a ScriptArgsError naming it; and writing a script's own result where the
+saving settings put it."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 from modules.extensions.scripts import ScriptArg, ScriptArgsError
-
-
-def filled(title: str, args: Sequence[Any], info: Sequence[ScriptArg]) -> list[Any]:
-    """``args`` with the defaults of the ones left out; too many is an error."""
-    if len(args) > len(info):
-        raise ScriptArgsError(f"{title} takes at most {len(info)} arguments "
-                              f"({', '.join(a.label for a in info)}), got {len(args)}")
-    return [*args, *(arg.value for arg in info[len(args):])]
 
 
 def number(label: str, value: Any, arg: ScriptArg, whole: bool = False) -> float:
@@ -41,29 +34,6 @@ def choice(label: str, value: Any, choices: Sequence[str]) -> str:
             if each.casefold() == value.strip().casefold():
                 return each
     raise ScriptArgsError(f"{label} must be one of {', '.join(choices)}, got {value!r}")
-
-
-def run_job(runtime: Any, params: Any, save: Any) -> tuple[list, bool]:
-    """Queue one generation and wait for it: (its images, whether it was interrupted)."""
-    job = runtime.submit(params, save=save)
-    return job.future.result(), job.interrupted
-
-
-def first_image(title: str, params: Any) -> Any:
-    """The img2img form's first image, as RGB (the scripts work on one image, as A1111's do)."""
-    if not getattr(params, "init_images", ()):
-        raise ScriptArgsError(f"{title} needs an init image")
-    return params.init_images[0].convert("RGB")
-
-
-def with_fields(infotext: str, fields: dict[str, Any]) -> str:
-    """The infotext with a script's own fields added to its parameter line, before "Version" when it
-    is there (A1111 writes a script's ``extra_generation_params`` there)."""
-    added = ", ".join(f"{key}: {value}" for key, value in fields.items())
-    head, sep, tail = infotext.rpartition(", Version: ")
-    if sep:
-        return f"{head}, {added}{sep}{tail}"
-    return f"{infotext}, {added}" if infotext else added
 
 
 def save_sample(runtime: Any, params: Any, image: Any, infotext: str, seed: int, save: Any, kind: str) -> Any:
@@ -98,3 +68,16 @@ def save_script_grid(runtime: Any, image: Any, infotext: str, save: Any, kind: s
     path = grid_path(runtime.config.outputs_dir, kind, dt.date.today().strftime("%Y-%m-%d"), save.fmt, save.folder(kind))
     save_image(image, path, infotext, save.quality)
     return path
+
+
+def directions_arg(value: Any) -> list[str]:
+    """The outpainting sides chosen, in A1111's order (a list, or comma-separated text)."""
+    from modules.pipeline.outpaint import DIRECTIONS
+
+    chosen = [side.strip() for side in value.split(",") if side.strip()] if isinstance(value, str) else value
+    if not isinstance(chosen, (list, tuple)) or not chosen:
+        raise ScriptArgsError(f"Outpainting direction must be a non-empty list of {', '.join(DIRECTIONS)}, got {value!r}")
+    unknown = [each for each in chosen if each not in DIRECTIONS]
+    if unknown:
+        raise ScriptArgsError(f"Outpainting direction: unknown {unknown!r}; valid: {', '.join(DIRECTIONS)}")
+    return [side for side in DIRECTIONS if side in chosen]

@@ -56,8 +56,6 @@ def with_defaults(args: Sequence[Any], described: Sequence[ScriptArg]) -> list[A
 class Script:
     """Base class. Subclasses override ``title`` and ``show``, and ``run`` or ``process``."""
 
-    returns_grid = False  # a selectable script whose results already start with its own grid
-
     def title(self) -> str:
         raise NotImplementedError
 
@@ -66,6 +64,10 @@ class Script:
 
     def args_info(self) -> list[ScriptArg]:
         return []
+
+    def described_args(self, is_img2img: bool) -> list[ScriptArg]:
+        """The args on that tab, as ``/sdapi/v1/script-info`` lists them."""
+        return self.args_info()
 
     def run(self, runtime: "Runtime", params: "Txt2ImgParams", args: Sequence[Any], *,
             save: "SaveOptions | None" = None) -> list["GeneratedImage"]:
@@ -135,26 +137,9 @@ class ScriptRegistry:
     def __init__(self) -> None:
         self._scripts: list[Script] = []
 
-    @classmethod
-    def with_builtins(cls, upscaler_names: "Callable[[], Sequence[str]] | None" = None) -> "ScriptRegistry":
-        """The built-in selectable scripts; ``upscaler_names`` lists the upscalers SD upscale offers
-        (the runtime's library: None, the resamplers, the model files), else the built-in ones."""
-        from modules.extensions.loopback import Loopback
-        from modules.extensions.outpainting_mk2 import OutpaintingMk2
-        from modules.extensions.poor_mans_outpainting import PoorMansOutpainting
-        from modules.extensions.prompt_matrix import PromptMatrix
-        from modules.extensions.prompts_from_file import PromptsFromFile
-        from modules.extensions.sd_upscale import SdUpscale
-        from modules.extensions.xyz_plot import XYZPlot
-
-        registry = cls()
-        # A1111's order in the "Script" dropdown (its scripts/ folder, alphabetical by file)
-        for script in (Loopback(), OutpaintingMk2(), PoorMansOutpainting(), PromptMatrix(), PromptsFromFile(),
-                       SdUpscale(upscaler_names), XYZPlot()):
-            registry.register(script)
-        return registry
-
     def register(self, script: Script) -> None:
+        """Adds ``script`` after those registered: the program's scripts/ folder loads first, in file
+        order, so the "Script" dropdown lists the built-in scripts as A1111 does, then the extensions'."""
         if any(_key(s.title()) == _key(script.title()) for s in self._scripts):
             raise ValueError(f"a script titled {script.title()!r} is already registered")
         self._scripts.append(script)

@@ -16,6 +16,7 @@ from typing import Callable
 
 from modules.extensions import loader
 
+PROGRAM_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = "extension-settings.json"  # extensions' own settings (shared.opts), beside config.json
 BUILTIN_FOLDER = "extensions-builtin"  # shipped with the program; --disable-extra-extensions keeps these
 
@@ -50,6 +51,13 @@ class ExtensionSet:
             extension.errors.append(message)
             extension.enabled = False
         return extension
+
+
+def program_scripts(root: Path = PROGRAM_ROOT) -> loader.Extension:
+    """The program's own ``scripts/`` folder (X/Y/Z plot and the other built-in scripts) as the
+    first extension: A1111 keeps its built-in scripts there and loads them before any extension,
+    by the same code. It is not listed in the Extensions tab and no flag disables it."""
+    return loader.Extension("builtin-scripts", root)
 
 
 def persisted_disabled(options_file: Path) -> tuple[str, ...]:
@@ -110,21 +118,24 @@ def disable_extension(runtime, path: str, message: str) -> None:
 
 
 def bind_compat_surface(runtime) -> None:
-    """The A1111 module globals extensions read (checkpoint list, embeddings) answer from ``runtime``."""
+    """The A1111 module globals extensions read (checkpoint list, upscalers, embeddings) answer from ``runtime``."""
     from modules import script_callbacks, sd_hijack, sd_models, shared
+    from modules.extensions.a1111_bridge import upscalers_of
 
     shared.bind_runtime(runtime)
     script_callbacks.failure_listeners[:] = [lambda path, message: disable_extension(runtime, path, message)]
+    shared.sd_upscalers[:] = upscalers_of(runtime)
     sd_models.list_models()
     sd_hijack.model_hijack.embedding_db.load_textual_inversion_embeddings()
 
 
 def load(found: ExtensionSet, settings_file: Path | None = None) -> None:
-    """Imports scripts/*.py of every enabled extension (one that fails is disabled and reported),
+    """Imports the program's scripts/*.py, then those of every enabled extension (one that fails
+    is disabled and reported),
     then lets them declare settings (``on_ui_settings``) and reads their saved values."""
     from modules import script_callbacks, scripts, shared
 
-    scripts.load_extension_scripts(found.extensions)
+    scripts.load_extension_scripts([program_scripts(), *found.extensions])
     found.loaded = True
     script_callbacks.ui_settings_callback()
     if settings_file is not None:

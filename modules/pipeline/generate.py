@@ -64,6 +64,7 @@ class GeneratedImage:
     seed: int
     subseed: int
     path: Path | None
+    is_grid: bool = False  # a script's grid of other images (it leads the results, as A1111's)
 
 
 def infotext_fields(params: Txt2ImgParams, model: LoadedModel, seed: int, subseed: int) -> dict[str, object]:

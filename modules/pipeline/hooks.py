@@ -148,3 +148,14 @@ class HookChain(JobHooks):
     def after_save(self, run, save):
         for hook in self.hooks:
             hook.after_save(run, save)
+
+
+class ExtraFields(JobHooks):
+    """A script's own infotext fields written into every image of a job (A1111's
+    ``p.extra_generation_params``), so the saved files carry them too."""
+
+    def __init__(self, fields: dict[str, object]):
+        self.fields = fields
+
+    def begin(self, run):
+        run.extra_generation_params.update(self.fields)

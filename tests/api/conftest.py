@@ -28,6 +28,7 @@ from modules.runtime import Runtime
 from tests.models.family_configs import clip_l_text, tiny_configs
 from tests.nets.checkpoints import make_ldm_checkpoint
 from tests.upscalers import layouts as upscaler_layouts
+from modules.extensions.startup import ExtensionSet
 from webui.app import create_app
 
 API = "/sdapi/v1"
@@ -106,6 +107,7 @@ def start_live_server(data_dir: Path, *flags: str, register_scripts: bool = True
     port = free_port()
     config = parse_config(["--data-dir", str(data_dir), "--port", str(port), *flags], data_dir)
     runtime = Runtime(config, cuda_available=False)
+    runtime.load_extensions(ExtensionSet())  # the program's scripts/ (X/Y/Z plot), as the server loads them
     if register_scripts:
         runtime.scripts.register(PromptSuffix())
     server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning"))

@@ -162,3 +162,14 @@ def test_xyz_unknown_checkpoint_is_a_422_naming_the_axis(live: LiveServer) -> No
     response = live.post("txt2img", {**FAST, "script_name": "X/Y/Z plot",
                                      "script_args": xyz_args("Checkpoint name", "tiny-a, no-such-model")})
     assert response.status_code == 422 and "X values" in response.text and "no-such-model" in response.text
+
+
+@pytest.mark.parametrize("script_name, script_args", [
+    ("X/Y/Z plot", xyz_args("Steps", "1, 0")),
+    ("Prompts from file or textbox", [False, False, "start", "fine\n--prompt later --steps 0"]),
+])
+def test_a_bad_later_cell_or_line_is_refused_before_anything_is_generated(live: LiveServer, counted_jobs: list,
+                                                                        script_name: str, script_args: list) -> None:
+    response = live.post("txt2img", {**FAST, "script_name": script_name, "script_args": script_args})
+    assert response.status_code == 422 and "steps" in response.text
+    assert counted_jobs == []  # the first cell (line) was not generated either

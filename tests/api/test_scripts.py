@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modules.extensions.prompt_matrix import MatrixArgs, matrix_prompts, read_args
+from modules.pipeline.prompt_matrix import MatrixArgs, matrix_prompts, read_args
 from modules.extensions.scripts import ALWAYS_VISIBLE, Script, ScriptArgsError, ScriptRegistry
 
 
@@ -36,8 +36,24 @@ def test_matrix_args_defaults_and_errors() -> None:
             read_args(bad)
 
 
+def with_program_scripts(registry: ScriptRegistry) -> ScriptRegistry:
+    """The registry with the program's scripts/ folder (the built-in scripts) loaded as
+    ``Runtime.load_extensions`` adds them, in A1111's file order."""
+    from modules import scripts
+    from modules.extensions import startup
+    from modules.extensions.a1111_bridge import A1111Script
+
+    try:
+        for data in scripts.load_extension_scripts([startup.program_scripts()]):
+            instances = {tab: made for tab in (False, True) if (made := scripts.instantiate(data, tab)) is not None}
+            registry.register(A1111Script(instances))
+    finally:
+        scripts.scripts_data.clear()
+    return registry
+
+
 def test_registry_finds_titles_ignoring_case_and_lists_by_tab() -> None:
-    registry = ScriptRegistry.with_builtins()
+    registry = with_program_scripts(ScriptRegistry())
     registry.register(Named("Only img2img", lambda is_img2img: is_img2img))
     registry.register(Named("Helper", ALWAYS_VISIBLE))
     txt2img = ["Prompt matrix", "Prompts from file or textbox", "X/Y/Z plot"]

@@ -78,8 +78,27 @@ def test_a_selected_script_runs_from_the_page(server, page) -> None:
     open_page(page, server.url)
     small_txt2img(page, "a house|red", steps=2)
     choose(page, "script_list", "Prompt matrix")
-    page.locator("#txt2img_script_0_arg_1 input").check()  # "Use different seed for each picture"
+    page.locator("#script_txt2img_prompt_matrix_different_seeds input").check()  # the script's own ui()
     page.click("#txt2img_generate")
     assert wait_for_text(page, "#html_log_txt2img", "image(s)") == "2 image(s)."
     assert page.locator("#txt2img_gallery img").count() == 2
     assert page.input_value("#html_info_txt2img textarea").startswith("a house\nSteps: 2")
+
+
+def test_xyz_plot_from_its_own_controls_and_swap(server, page) -> None:
+    """X/Y/Z plot's own ui() on the page: the axis dropdown (it sends the index, as A1111's does),
+    Swap X/Y, and a plot of two cells: the grid first, then the cells."""
+    open_page(page, server.url)
+    small_txt2img(page, "a kite", steps=2)
+    choose(page, "script_list", "X/Y/Z plot")
+    choose(page, "script_txt2img_x_y_z_plot_x_type", "Steps")
+    page.fill("#script_txt2img_x_y_z_plot_x_values textarea", "1, 2")
+    page.locator("#xy_grid_swap_axes_button").first.click()
+    assert wait_for_text(page, "#script_txt2img_x_y_z_plot_y_values textarea", "1, 2") == "1, 2"
+    assert page.locator("#script_txt2img_x_y_z_plot_y_type input").first.input_value() == "Steps"
+    page.locator("#xy_grid_swap_axes_button").first.click()  # back: Steps on X
+    assert wait_for_text(page, "#script_txt2img_x_y_z_plot_x_values textarea", "1, 2") == "1, 2"
+    page.locator("#script_txt2img_x_y_z_plot_include_lone_images input").check()
+    page.click("#txt2img_generate")
+    assert wait_for_text(page, "#html_log_txt2img", "image(s)") == "3 image(s)."
+    assert "X Type: Steps" in page.input_value("#html_info_txt2img textarea")

@@ -96,12 +96,12 @@ def test_scripts_load_with_module_names_basedir_and_a_broken_one_isolated(ext_ro
     found = loader.discover(ext_root)
     data = scripts.load_extension_scripts(found)
     assert [d.script_class.__name__ for d in data] == ["Demo"]
-    assert data[0].module.__name__ == "demo"
+    assert data[0].module.__name__ == "demo.py"  # the file's name, as A1111 names script modules
     assert data[0].module.SEEN["basedir"] == str(ext_root / "demo-ext")
     assert str(ext_root / "demo-ext") not in sys.path  # only while loading
     broken = next(e for e in found if e.name == "broken")
     assert not broken.enabled and "no_such_module_anywhere" in broken.errors[0]
-    assert [m.__name__ for m in broken.modules] == ["good"]  # the other file still loaded
+    assert [m.__name__ for m in broken.modules] == ["good.py"]  # the other file still loaded
     assert "failed to load" in capsys.readouterr().out
     demo = next(e for e in found if e.name == "demo-ext")
     assert [p.name for p in demo.files("javascript", ".js")] == ["a.js", "b.js"]

@@ -257,7 +257,9 @@ class TxtOnlyDemo(scripts.Script):
 
 def test_script_runners_list_each_tabs_registered_scripts(bound, tmp_path):
     from modules.extensions.a1111_bridge import register_scripts
+    from modules.extensions.startup import ExtensionSet
 
+    bound.load_extensions(ExtensionSet())  # the program's built-in scripts
     module = ModuleType("demo_scripts")
     register_scripts(bound, [scripts.ScriptClassData(cls, str(tmp_path / "demo.py"), str(tmp_path), module)
                              for cls in (AlwaysOnDemo, TxtOnlyDemo)])

@@ -44,6 +44,17 @@ class PageExtScript(scripts.Script):
         strength = gr.Slider(0, 1, value=0.25, label="Strength", elem_id=self.elem_id("strength"))
         return [enabled, strength]
 
+class ChosenScript(scripts.Script):
+    def title(self):
+        return "Chosen ext script"
+    def ui(self, is_img2img):
+        label = "Rounds (img2img)" if is_img2img else "Rounds"
+        rounds = gr.Slider(1, 9, value=3, step=1, label=label, elem_id=self.elem_id("rounds"))
+        word = gr.Textbox(value="moss", label="Word", elem_id=self.elem_id("word"))
+        return [rounds, word]
+    def run(self, p, rounds, word):
+        return None
+
 script_callbacks.on_ui_tabs(on_ui_tabs)
 script_callbacks.on_ui_settings(on_ui_settings)
 script_callbacks.on_app_started(on_app_started)
@@ -80,7 +91,7 @@ def client(tmp_path):
           "from modules import script_callbacks\nscript_callbacks.on_ui_tabs(lambda: 1 / 0)\n")
     write(tmp_path / "extension-settings.json", '{"page_ext_level": 9}')
     shared.opts = Options()
-    argv = ["--data-dir", str(tmp_path), "--skip-install"]
+    argv = ["--data-dir", str(tmp_path), "--skip-install", "--api"]
     args, found = startup.prepare(argv, tmp_path, build_arg_parser(), report=lambda line: None)
     runtime = Runtime(config_from_args(args, tmp_path))
     runtime.load_extensions(found)
@@ -148,3 +159,58 @@ def test_file_route_serves_an_extensions_own_files_as_a1111_does(client, tmp_pat
     answer = client.get(f"/file={css}?1712345678")
     assert answer.status_code == 200 and answer.text == css.read_text(encoding="utf-8")
     assert client.get(f"/file={tmp_path / 'extension-settings.json'}").status_code == 404
+
+
+def test_selectable_script_own_ui_renders_under_the_script_dropdown_in_its_group(client):
+    config = client.get("/config").json()
+    ids = {c["props"].get("elem_id"): c for c in config["components"]}
+    dropdowns = [c for c in config["components"] if c["props"].get("elem_id") == "script_list"]  # A1111's id, both tabs
+    assert len(dropdowns) == 2
+    for dropdown in dropdowns:
+        assert "Chosen ext script" in [c[0] if isinstance(c, list) else c for c in dropdown["props"]["choices"]]
+    for tab in ("txt2img", "img2img"):
+        rounds = ids[f"script_{tab}_chosen_ext_script_rounds"]
+        assert rounds["type"] == "slider" and rounds["props"]["value"] == 3
+        groups = [c for c in config["components"] if str(c["props"].get("elem_id")).startswith(f"{tab}_script_")
+                  and c["type"] == "group" and c["id"] in _ancestors(config["layout"], rounds["id"])]
+        assert len(groups) == 1 and groups[0]["props"]["visible"] is False  # shown only once chosen, as A1111's
+    assert ids["script_img2img_chosen_ext_script_rounds"]["props"]["label"] == "Rounds (img2img)"  # ui(is_img2img)
+
+
+def test_selectable_script_gets_its_own_controls_values_in_order(client):
+    import gradio as gr
+
+    blocks = client.app.router.routes[-1].app.get_blocks()
+    by_id = {getattr(b, "elem_id", None): b for b in blocks.blocks.values()}
+    dropdowns = [b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "script_list"]
+    rounds, word = by_id["script_txt2img_chosen_ext_script_rounds"], by_id["script_txt2img_chosen_ext_script_word"]
+    submit = next(f for f in blocks.fns.values() if rounds in f.inputs and any(d in f.inputs for d in dropdowns))
+    dropdown = next(d for d in dropdowns if d in submit.inputs)
+    values = {component: "" if component.value is None and isinstance(component, gr.Textbox) else component.value
+              for component in submit.inputs}
+    values.update({dropdown: "Chosen ext script", rounds: 5.0, word: "fern"})
+    _, message, call = submit.fn(values)
+    assert message == ""
+    assert call.script.title() == "Chosen ext script" and call.args == (5, "fern")  # whole number: the default is one
+
+
+def test_script_info_describes_a_selectable_scripts_own_controls_per_tab(client):
+    info = {(s["name"], s["is_img2img"]): s for s in client.get("/sdapi/v1/script-info").json()}
+    assert [a["label"] for a in info[("chosen ext script", False)]["args"]] == ["Rounds", "Word"]
+    assert [a["label"] for a in info[("chosen ext script", True)]["args"]] == ["Rounds (img2img)", "Word"]
+    assert info[("chosen ext script", False)]["args"][0]["maximum"] == 9
+
+
+def test_xyz_plot_shows_its_own_ui_and_swap_buttons_exchange_axes(client):
+    blocks = client.app.router.routes[-1].app.get_blocks()
+    by_id = {getattr(b, "elem_id", None): b for b in blocks.blocks.values()}
+    x_type, x_values = by_id["script_txt2img_x_y_z_plot_x_type"], by_id["script_txt2img_x_y_z_plot_x_values"]
+    y_type, y_values = by_id["script_txt2img_x_y_z_plot_y_type"], by_id["script_txt2img_x_y_z_plot_y_values"]
+    assert x_type.value == "Seed" and y_type.value == "Nothing"  # A1111's defaults
+    buttons = {b._id for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "xy_grid_swap_axes_button"}
+    assert len(buttons) == 2  # one per tab, as A1111's
+    swap = next(f for f in blocks.fns.values()
+                if any((i, "click") in f.targets for i in buttons) and f.inputs[0] is x_type)
+    axes = swap.fn(4, "1-3", None, 6, "5, 7", None)  # the dropdowns send indices: Steps, CFG Scale
+    assert axes == ("CFG Scale", "5, 7", None, "Steps", "1-3", None)
+    assert [x_type, x_values] == swap.outputs[:2] and [y_type, y_values] == swap.outputs[3:5]

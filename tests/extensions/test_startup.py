@@ -60,7 +60,7 @@ def test_flags_of_an_extension_parse_into_cmd_opts_and_its_scripts_load(program,
     assert shared.cmd_opts.flagged_level == 7 and shared.cmd_opts.data_dir == data
     assert (data / "extensions" / "flagged" / "installed.txt").read_text() == "yes"
     assert by_name(found)["flagged"].modules[0].LEVEL == 7
-    assert sorted(d.script_class.__name__ for d in scripts.scripts_data) == ["Core", "Flagged"]
+    assert sorted(d.script_class.__name__ for d in extension_scripts()) == ["Core", "Flagged"]
     states = {name: found.state_of(e) for name, e in by_name(found).items()}
     assert states == {"core-ext": "loaded", "flagged": "loaded", "broken": "failed", "switched-off": "disabled"}
     assert "broken on import" in capsys.readouterr().out  # reported on the console
@@ -68,6 +68,11 @@ def test_flags_of_an_extension_parse_into_cmd_opts_and_its_scripts_load(program,
     assert "| broken |  |  |  |  | yes | failed: RuntimeError: broken on import |" in table  # not a git clone
     assert "| flagged |  |  |  |  | yes | loaded |" in table
     assert "| switched-off |  |  |  |  | no | disabled |" in table
+
+
+def extension_scripts() -> list:
+    """The loaded script classes that come from extensions (not the program's scripts/ folder)."""
+    return [d for d in scripts.scripts_data if d.basedir != str(startup.PROGRAM_ROOT)]
 
 
 def test_skip_install_does_not_run_install_py(program):
@@ -80,13 +85,17 @@ def test_disable_extra_extensions_keeps_only_the_builtin_ones(program):
     root, data = program
     found = start(root, data, "--disable-extra-extensions")
     assert [e.name for e in found.enabled()] == ["core-ext"]
-    assert [d.script_class.__name__ for d in scripts.scripts_data] == ["Core"]
+    assert [d.script_class.__name__ for d in extension_scripts()] == ["Core"]
 
 
 def test_disable_all_extensions_loads_none_and_an_unknown_flag_is_refused(program):
     root, data = program
     found = start(root, data, "--disable-all-extensions")
-    assert found.enabled() == [] and scripts.scripts_data == []
+    assert found.enabled() == [] and extension_scripts() == []
+    # the program's own scripts/ (the built-in scripts) load first and always, as A1111's do
+    assert [d.module.__name__ for d in scripts.scripts_data] == [
+        "loopback.py", "outpainting_mk2.py", "poor_mans_outpainting.py", "prompt_matrix.py", "prompts_from_file.py",
+        "sd_upscale.py", "xyz_grid.py"]
     with pytest.raises(SystemExit):  # without the extension's preload, its flag is unknown
         startup.prepare(["--data-dir", str(data), "--disable-all-extensions", "--flagged-level", "2"], root,
                         build_arg_parser(), report=lambda line: None)

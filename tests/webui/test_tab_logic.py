@@ -13,6 +13,7 @@ from modules.config import parse_config
 from modules.infotext.files import read_infotext
 from modules.options import Options
 from modules.params import ParamsError, Txt2ImgParams
+from modules.extensions.startup import ExtensionSet
 from modules.runtime import Runtime, save_options_from
 from modules.styles import Style, delete_style, read_styles, save_style
 from tests.browser.conftest import write_tiny_model
@@ -103,6 +104,7 @@ def runtime(tmp_path_factory) -> Runtime:
     root = tmp_path_factory.mktemp("data")
     write_tiny_model(root / "models" / "Stable-diffusion", "tiny.safetensors", seed=4)
     made = Runtime(parse_config(["--data-dir", str(root)], root), cuda_available=False)
+    made.load_extensions(ExtensionSet())  # the program's scripts/ (Prompt matrix), as the server loads them
     yield made
     made.jobs.shutdown(timeout=30)
 

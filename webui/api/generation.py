@@ -136,7 +136,8 @@ def respond(runtime: Runtime, request: GenerationRequest, prepared: Prepared, re
             is_img2img: bool, now: dt.datetime) -> dict[str, Any]:
     images = [(r.image, r.infotext) for r in results]
     first_index = 0
-    own_grid = getattr(prepared.script, "returns_grid", False)  # X/Y/Z plot: its grid is already first
+    # a script that drew its own grid (X/Y/Z plot) returns it first
+    own_grid = any(r.is_grid for r in results)
     if request.value("save_images") and len(results) >= 2 and not own_grid:
         # A1111 returns the grid first when it saves one; its infotext is the first image's.
         images.insert(0, (image_grid([r.image for r in results]), results[0].infotext))

@@ -80,7 +80,7 @@ def scripts(runtime: Runtime) -> dict[str, list[str]]:
 def script_info(runtime: Runtime) -> list[dict[str, Any]]:
     return [{"name": s.title().lower(), "is_alwayson": s.is_alwayson(is_img2img), "is_img2img": is_img2img,
              "args": [{**dataclasses.asdict(arg), "choices": list(arg.choices) if arg.choices else None}
-                      for arg in s.args_info()]}
+                      for arg in s.described_args(is_img2img)]}
             for is_img2img in (False, True) for s in runtime.scripts.scripts(is_img2img)]
 
 

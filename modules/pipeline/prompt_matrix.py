@@ -1,23 +1,16 @@
-"""The built-in "Prompt matrix" script (A1111 ``scripts/prompt_matrix.py`` semantics).
+"""Prompt matrix combinations (A1111 ``scripts/prompt_matrix.py`` semantics), pure.
 
 The prompt is split on ``|``: the first part is in every image, and every combination of
 the other parts (2**(n-1) of them, in binary counting order: none, the first, the second,
-the first and second, ...) is generated, one image each, with the same seed unless
-"different seeds" is on (then image i uses seed + i).
+the first and second, ...) is one image. The script itself is ``scripts/prompt_matrix.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-from modules.extensions.scripts import Script, ScriptArg, ScriptArgsError
-from modules.sampling.noise import resolve_seed
-
-if TYPE_CHECKING:
-    from modules.params import Txt2ImgParams
-    from modules.pipeline.generate import GeneratedImage, SaveOptions
-    from modules.runtime import Runtime
+from modules.extensions.scripts import ScriptArgsError
 
 PROMPT_TYPES = ("positive", "negative")
 DELIMITERS = {"comma": ", ", "space": " "}
@@ -68,37 +61,3 @@ def read_args(args: Sequence[Any]) -> MatrixArgs:
     if isinstance(margin, bool) or not isinstance(margin, int) or not MARGIN_RANGE[0] <= margin <= MARGIN_RANGE[1]:
         raise ScriptArgsError(f"margin_size must be a whole number from {MARGIN_RANGE[0]} to {MARGIN_RANGE[1]}, got {margin!r}")
     return MatrixArgs(**values)
-
-
-class PromptMatrix(Script):
-    def title(self) -> str:
-        return "Prompt matrix"
-
-    def args_info(self) -> list[ScriptArg]:
-        return [
-            ScriptArg("Put variable parts at start of prompt", False),
-            ScriptArg("Use different seed for each picture", False),
-            ScriptArg("Select prompt", "positive", choices=PROMPT_TYPES),
-            ScriptArg("Select joining char", "comma", choices=tuple(DELIMITERS)),
-            ScriptArg("Grid margins (px)", 0, minimum=MARGIN_RANGE[0], maximum=MARGIN_RANGE[1], step=2),
-        ]
-
-    def run(self, runtime: "Runtime", params: "Txt2ImgParams", args: Sequence[Any], *,
-            save: "SaveOptions | None" = None) -> list["GeneratedImage"]:
-        """One queued generation per combination (batch size and count are the matrix's, not the
-        request's); stops after a generation that was interrupted."""
-        matrix = read_args(args)
-        field = "prompt" if matrix.prompt_type == "positive" else "negative_prompt"
-        prompts = matrix_prompts(getattr(params, field), matrix.put_at_start, DELIMITERS[matrix.variations_delimiter])
-        seed = resolve_seed(params.seed)
-        jobs_params = [dataclasses.replace(params, **{field: prompt}, seed=seed + (index if matrix.different_seeds else 0),
-                                           batch_size=1, n_iter=1) for index, prompt in enumerate(prompts)]
-        for each in jobs_params:
-            each.validate()  # every combination is checked before the first is queued
-        results: list[GeneratedImage] = []
-        for each in jobs_params:
-            job = runtime.submit(each, save=save)
-            results += job.future.result()
-            if job.interrupted:
-                break
-        return results
