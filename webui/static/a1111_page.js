@@ -1,7 +1,8 @@
 // The page helpers A1111 extensions' javascript/*.js call (A1111 v1.10.1 defines them in its
 // script.js and ui.js): gradioApp(), onUiLoaded/onUiUpdate/onAfterUiUpdate/onUiTabChange/
-// onOptionsChanged, get_uiCurrentTab(Content), uiElementIsVisible, and `opts` (the settings,
-// extensions' own included, as the page was built). Loaded before any extension script.
+// onOptionsChanged, get_uiCurrentTab(Content), uiElementIsVisible, updateInput, and `opts` (the
+// settings, extensions' own included, as the page was built); and textboxes shaped as Gradio 3's
+// (`label > textarea`). Loaded before any extension script.
 (function () {
   "use strict";
   const callbacks = { loaded: [], update: [], afterUpdate: [], tabChange: [], optionsChanged: [] };
@@ -51,6 +52,30 @@
   };
   window.opts = window.opts || {};
 
+  // A1111's script.js: tell Gradio a textbox's value was changed by script (a bubbling "input" event,
+  // without inputType, which extensions such as tagcomplete use to tell it from typing).
+  window.updateInput = function (target) {
+    const event = new Event("input", { bubbles: true });
+    Object.defineProperty(event, "target", { value: target });
+    target.dispatchEvent(event);
+  };
+
+  // Gradio 3 (A1111) renders a textbox as `label > textarea`; Gradio 6 puts the textarea in a
+  // `div.input-container` inside the label, so extensions' selectors such as
+  // `#txt2img_prompt > label > textarea` (tagcomplete) find nothing. Move the field up to be the
+  // label's child where it is the container's only element (no copy/submit button beside it).
+  // The field keeps its Svelte listeners and binding; Svelte removes it by reference, not position.
+  function liftTextboxFields() {
+    const fields = gradioApp().querySelectorAll(
+      ".gradio-textbox label > div.input-container > textarea, .gradio-textbox label > div.input-container > input");
+    for (const field of fields) {
+      const container = field.parentElement;
+      if (container.childElementCount !== 1) continue;
+      container.parentElement.insertBefore(field, container);
+      container.classList.add("sd-lifted");
+    }
+  }
+
   // A1111 fires onUiLoaded once the txt2img prompt exists, when Gradio 3 has built the whole page.
   // Gradio 6 builds it piece by piece, so also wait for the page's load event to have answered
   // (body[data-sd-ready], set by webui/tabs/page_load.py): by then every control is in the page.
@@ -59,6 +84,7 @@
       && gradioApp().querySelector("#txt2img_prompt textarea") !== null;
   }
   const observer = new MutationObserver(function (mutations) {
+    liftTextboxFields();
     if (!loaded && pageIsBuilt()) {
       loaded = true;
       run(callbacks.loaded);
