@@ -1,5 +1,6 @@
 """An extension's javascript/*.js runs in the page with A1111's helpers: onUiLoaded fires once the
-page is built, gradioApp() reaches its elements, opts holds the settings, the current tab is known."""
+page is built, gradioApp() reaches its elements, opts holds the settings, the current tab is known;
+Gradio 3's textbox shape (``label > textarea``) holds and a script's edit reaches the generation."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import start_server, write_tiny_model
-from tests.browser.helpers import open_page
+from tests.browser.helpers import open_page, open_tab, small_txt2img, wait_for_text
 
 EXTENSION_JS = """
 onUiLoaded(function () {
@@ -50,6 +51,44 @@ onUiLoaded(function () {
 """
 IDS_EXTENSION_CSS = "#tab_txt2img #txt2img_prompt > .ids-demo-badge { color: rgb(4, 5, 6); }\n"
 
+# A prompt completer written as A1111-era ones are (tagcomplete's way): it binds once, at onUiLoaded,
+# to both prompts by Gradio 3 selectors, puts its popup after the textarea, and on Tab writes the
+# completion into the textarea and tells Gradio with updateInput (an input event without inputType).
+COMPLETE_EXTENSION_JS = """
+onUiLoaded(function () {
+  const areas = ['#txt2img_prompt > label > textarea', '#img2img_prompt > label > textarea']
+    .map((selector) => gradioApp().querySelector(selector));
+  document.body.dataset.completeDemo = areas.map((area) => area ? 'found' : 'missing').join('|');
+  areas.filter(Boolean).forEach(function (area) {
+    const popup = document.createElement('div');
+    popup.className = 'complete-demo-popup';
+    popup.textContent = 'dancing_robot';
+    popup.style.display = 'none';
+    area.parentNode.insertBefore(popup, area.nextSibling);
+    area.addEventListener('input', function (event) {
+      if (!event.inputType) return;  // our own updateInput below
+      popup.style.display = area.value.endsWith('danc') ? 'block' : 'none';
+    });
+    area.addEventListener('keydown', function (event) {
+      if (event.key !== 'Tab' || popup.style.display === 'none') return;
+      event.preventDefault();
+      area.value = area.value.slice(0, -'danc'.length) + 'dancing_robot, ';
+      popup.style.display = 'none';
+      updateInput(area);
+    });
+  });
+});
+"""
+# Below the prompt's box, where Gradio's overflow: hidden would cut it off.
+COMPLETE_EXTENSION_CSS = (".complete-demo-popup { position: absolute; z-index: 999; top: 100%; left: 1em;"
+                          " width: 12em; height: 6em; background: rgb(1, 2, 3); }\n")
+POPUP_IS_ON_TOP = """(popup) => {
+  const box = popup.getBoundingClientRect();
+  const below = popup.parentElement.closest('.block').getBoundingClientRect().bottom;
+  const hit = document.elementFromPoint(box.left + box.width / 2, box.bottom - 4);
+  return box.bottom > below && hit === popup;
+}"""
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
@@ -64,6 +103,10 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     (ids_extension / "javascript").mkdir(parents=True)
     (ids_extension / "javascript" / "ids.js").write_text(IDS_EXTENSION_JS, encoding="utf-8")
     (ids_extension / "style.css").write_text(IDS_EXTENSION_CSS, encoding="utf-8")
+    complete_extension = root / "extensions" / "complete-demo"
+    (complete_extension / "javascript").mkdir(parents=True)
+    (complete_extension / "javascript" / "complete.js").write_text(COMPLETE_EXTENSION_JS, encoding="utf-8")
+    (complete_extension / "style.css").write_text(COMPLETE_EXTENSION_CSS, encoding="utf-8")
     running = start_server(root)
     yield running
     running.stop()
@@ -86,3 +129,36 @@ def test_extension_finds_the_controls_by_a1111_element_ids(server, page) -> None
     assert page.locator("#txt2img_prompt textarea.ids-demo-marked").count() == 1
     badge = page.locator("#txt2img_prompt > .ids-demo-badge")
     assert badge.evaluate("(element) => getComputedStyle(element).color") == "rgb(4, 5, 6)"  # its style.css applies
+
+
+def test_completer_bound_by_gradio3_selectors_edits_the_prompt_a_generation_uses(server, page) -> None:
+    open_page(page, server.url)
+    page.wait_for_selector("body[data-complete-demo]", state="attached")
+    assert page.evaluate("document.body.dataset.completeDemo") == "found|found"  # img2img's too, unopened
+    assert page.evaluate("get_uiCurrentTab().textContent.trim()") == "txt2img"  # back where the page opened
+    small_txt2img(page, "")
+    prompt = page.locator("#txt2img_prompt > label > textarea")
+    prompt.click()
+    prompt.press_sequentially("a danc")
+    popup = page.locator("#txt2img_prompt .complete-demo-popup")
+    popup.wait_for(state="visible")
+    assert popup.evaluate(POPUP_IS_ON_TOP)
+    prompt.press("Tab")
+    assert prompt.input_value() == "a dancing_robot, "
+    page.click("#txt2img_generate")
+    infotext = wait_for_text(page, "#html_info_txt2img textarea", "Seed: ")
+    assert infotext.startswith("a dancing_robot, \nSteps: 3")
+
+
+def test_completer_works_in_the_img2img_prompt(server, page) -> None:
+    open_page(page, server.url)
+    page.wait_for_selector("body[data-complete-demo]", state="attached")
+    open_tab(page, "img2img")
+    prompt = page.locator("#img2img_prompt > label > textarea")
+    prompt.click()
+    prompt.press_sequentially("danc")
+    popup = page.locator("#img2img_prompt .complete-demo-popup")
+    popup.wait_for(state="visible")
+    assert popup.evaluate(POPUP_IS_ON_TOP)
+    prompt.press("Tab")
+    assert prompt.input_value() == "dancing_robot, "

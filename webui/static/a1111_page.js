@@ -1,7 +1,8 @@
 // The page helpers A1111 extensions' javascript/*.js call (A1111 v1.10.1 defines them in its
 // script.js and ui.js): gradioApp(), onUiLoaded/onUiUpdate/onAfterUiUpdate/onUiTabChange/
-// onOptionsChanged, get_uiCurrentTab(Content), uiElementIsVisible, and `opts` (the settings,
-// extensions' own included, as the page was built). Loaded before any extension script.
+// onOptionsChanged, get_uiCurrentTab(Content), uiElementIsVisible, updateInput, and `opts` (the
+// settings, extensions' own included, as the page was built); and textboxes shaped as Gradio 3's
+// (`label > textarea`). Loaded before any extension script.
 (function () {
   "use strict";
   const callbacks = { loaded: [], update: [], afterUpdate: [], tabChange: [], optionsChanged: [] };
@@ -51,18 +52,88 @@
   };
   window.opts = window.opts || {};
 
+  // A1111's script.js: tell Gradio a textbox's value was changed by script (a bubbling "input" event,
+  // without inputType, which extensions such as tagcomplete use to tell it from typing).
+  window.updateInput = function (target) {
+    const event = new Event("input", { bubbles: true });
+    Object.defineProperty(event, "target", { value: target });
+    target.dispatchEvent(event);
+  };
+
+  // Gradio 3 (A1111) renders a textbox as `label > textarea`; Gradio 6 puts the textarea in a
+  // `div.input-container` inside the label, so extensions' selectors such as
+  // `#txt2img_prompt > label > textarea` (tagcomplete) find nothing. Move the field up to be the
+  // label's child where it is the container's only element (no copy/submit button beside it).
+  // The field keeps its Svelte listeners and binding; Svelte removes it by reference, not position.
+  function liftTextboxFields() {
+    const fields = gradioApp().querySelectorAll(
+      ".gradio-textbox label > div.input-container > textarea, .gradio-textbox label > div.input-container > input");
+    for (const field of fields) {
+      const container = field.parentElement;
+      if (container.childElementCount !== 1) continue;
+      container.parentElement.insertBefore(field, container);
+      container.classList.add("sd-lifted");
+    }
+  }
+
   // A1111 fires onUiLoaded once the txt2img prompt exists, when Gradio 3 has built the whole page.
   // Gradio 6 builds it piece by piece, so also wait for the page's load event to have answered
-  // (body[data-sd-ready], set by webui/tabs/page_load.py): by then every control is in the page.
+  // (body[data-sd-ready], set by webui/tabs/page_load.py): by then the shown tab is built.
   function pageIsBuilt() {
     return document.body !== null && document.body.dataset.sdReady !== undefined
       && gradioApp().querySelector("#txt2img_prompt textarea") !== null;
   }
-  const observer = new MutationObserver(function (mutations) {
-    if (!loaded && pageIsBuilt()) {
-      loaded = true;
-      run(callbacks.loaded);
+
+  // Gradio 6 builds a tab's controls only when the tab is first opened; in A1111 every tab's
+  // controls are in the page at onUiLoaded, and extensions bind to them then, once (tagcomplete to
+  // #img2img_prompt). So open each tab holding a prompt once, return to the tab that was showing
+  // (unless the user picked another meanwhile), and only then call onUiLoaded.
+  const PROMPT_TABS = ["img2img"];
+  const TAB_BUILD_WAIT_MS = 10000;  // a tab whose prompt never appears is left unbuilt
+  let visit = null;
+  function noteUserTabChoice(event) {
+    if (event.isTrusted && event.target.closest && event.target.closest("[role=tab]")) visit.userChose = true;
+  }
+  function isSelected(button) { return button.getAttribute("aria-selected") === "true"; }
+  function promptTabsBuilt() {
+    if (visit === null) {
+      visit = { pending: PROMPT_TABS.slice(), back: get_uiCurrentTab(), userChose: false, since: Date.now() };
+      document.addEventListener("click", noteUserTabChoice, true);
     }
+    while (visit.pending.length) {
+      const name = visit.pending[0];
+      const button = gradioApp().querySelector(`#tab_${name}-button`);
+      const built = gradioApp().querySelector(`#${name}_prompt textarea`) !== null;
+      if (!button || built || visit.userChose || Date.now() - visit.since > TAB_BUILD_WAIT_MS) {
+        visit.pending.shift();
+        visit.since = Date.now();
+        continue;
+      }
+      if (!isSelected(button)) button.click();
+      return false;
+    }
+    if (!visit.userChose && visit.back && !isSelected(visit.back)) {
+      visit.back.click();
+      return false;
+    }
+    document.removeEventListener("click", noteUserTabChoice, true);
+    return true;
+  }
+  let recheck = null;
+  function checkLoaded() {
+    if (loaded || !pageIsBuilt()) return;
+    liftTextboxFields();
+    if (!promptTabsBuilt()) {
+      // a tab switch need not change the nodes the observer watches: look again shortly
+      if (recheck === null) recheck = setTimeout(() => { recheck = null; checkLoaded(); }, 50);
+      return;
+    }
+    loaded = true;
+    run(callbacks.loaded);
+  }
+  const observer = new MutationObserver(function (mutations) {
+    liftTextboxFields();
+    checkLoaded();
     if (!loaded) return;
     run(callbacks.update, mutations);
     clearTimeout(afterUpdateTimer);
