@@ -14,9 +14,9 @@ from copy import copy
 
 import gradio as gr
 
-from modules import processing, scripts, shared
+from modules import processing, scripts
+from modules.extensions.script_args import process_each
 from modules.pipeline.prompt_matrix import DELIMITERS, MARGIN_RANGE, PROMPT_TYPES, matrix_prompts, read_args
-from modules.processing import Processed, process_images
 
 
 class Script(scripts.Script):
@@ -54,14 +54,4 @@ class Script(scripts.Script):
         return cells
 
     def run(self, p, *args):
-        images, prompts, seeds, infotexts = [], [], [], []
-        for pc in self.plan(p, *args):
-            if shared.state.interrupted:
-                break
-            processed = process_images(pc)
-            images += processed.images
-            prompts += processed.all_prompts
-            seeds += processed.all_seeds
-            infotexts += processed.infotexts
-        return Processed(p, images, seeds[0] if seeds else p.seed, infotexts[0] if infotexts else "",
-                         all_prompts=prompts, all_seeds=seeds, infotexts=infotexts)
+        return process_each(p, self.plan(p, *args))

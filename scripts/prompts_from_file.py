@@ -16,10 +16,9 @@ from copy import copy
 
 import gradio as gr
 
-from modules import processing, scripts, shared
-from modules.extensions.script_args import boolean, choice
+from modules import processing, scripts
+from modules.extensions.script_args import boolean, choice, process_each
 from modules.pipeline.prompt_lines import PromptLineError, SeedPlan, line_seeds, parse_prompt_lines
-from modules.processing import Processed, process_images
 from modules.sampling.catalog import resolve_sampler
 from modules.scripts import ScriptArgsError
 
@@ -101,14 +100,4 @@ class Script(scripts.Script):
         return planned
 
     def run(self, p, *args):
-        images, prompts, seeds, infotexts = [], [], [], []
-        for pc in self.plan(p, *args):
-            if shared.state.interrupted:
-                break
-            processed = process_images(pc)
-            images += processed.images
-            prompts += processed.all_prompts
-            seeds += processed.all_seeds
-            infotexts += processed.infotexts
-        return Processed(p, images, seeds[0] if seeds else p.seed, infotexts[0] if infotexts else "",
-                         all_prompts=prompts, all_seeds=seeds, infotexts=infotexts)
+        return process_each(p, self.plan(p, *args))

@@ -81,3 +81,22 @@ def directions_arg(value: Any) -> list[str]:
     if unknown:
         raise ScriptArgsError(f"Outpainting direction: unknown {unknown!r}; valid: {', '.join(DIRECTIONS)}")
     return [side for side in DIRECTIONS if side in chosen]
+
+
+def process_each(p: Any, cells: Sequence[Any]) -> Any:
+    """Each prepared processing object through ``process_images`` in turn (until an interrupt),
+    gathered into one ``Processed`` on ``p``: the images, prompts, seeds and infotexts in order."""
+    from modules import shared
+    from modules.processing import Processed, process_images
+
+    images, prompts, seeds, infotexts = [], [], [], []
+    for cell in cells:
+        if shared.state.interrupted:
+            break
+        processed = process_images(cell)
+        images += processed.images
+        prompts += processed.all_prompts
+        seeds += processed.all_seeds
+        infotexts += processed.infotexts
+    return Processed(p, images, seeds[0] if seeds else p.seed, infotexts[0] if infotexts else "",
+                     all_prompts=prompts, all_seeds=seeds, infotexts=infotexts)

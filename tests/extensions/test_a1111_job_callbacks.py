@@ -12,14 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from fastapi.testclient import TestClient
 
-from modules import script_callbacks, scripts, shared
-from modules.extensions.startup import parse_config_with_extensions
-from modules.compat_options import Options
-from modules.runtime import Runtime
+from modules import script_callbacks, shared
 from tests.api.conftest import FAST, decode_b64, make_data_dir
-from webui.app import create_app
+from tests.extensions.started import started_app
 
 CALLBACKS = '''
 from modules import script_callbacks
@@ -71,23 +67,9 @@ script_callbacks.on_cfg_after_cfg(after_cfg)
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory):
-    data_dir = make_data_dir(tmp_path_factory.mktemp("cfg-callbacks"))
-    folder = data_dir / "extensions" / "cfg-watch" / "scripts"
-    folder.mkdir(parents=True)
-    (folder / "cfg_watch.py").write_text(CALLBACKS, encoding="utf-8")
-    shared.opts = Options()
-    config, found = parse_config_with_extensions(["--data-dir", str(data_dir), "--skip-install", "--api",
-                                                  "--nowebui"], Path(data_dir))
-    runtime = Runtime(config, cuda_available=False)
-    runtime.load_extensions(found)
-    extension = next(e for e in found.extensions if e.name == "cfg-watch")
-    with TestClient(create_app(runtime)) as client:
-        yield client, extension.modules[0]
-    runtime.jobs.shutdown()
-    script_callbacks.clear_callbacks()
-    scripts.scripts_data.clear()
-    shared.opts = Options()
-    shared._bound.clear()
+    extensions = {"cfg-watch": {"scripts/cfg_watch.py": CALLBACKS}}
+    with started_app(make_data_dir(tmp_path_factory.mktemp("cfg-callbacks")), extensions, "--api", "--nowebui") as app:
+        yield app.client, app.module("cfg-watch")
 
 
 def txt2img(client, **fields) -> list[np.ndarray]:

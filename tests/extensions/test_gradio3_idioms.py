@@ -5,13 +5,8 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from modules import script_callbacks, scripts, shared
-from modules.compat_options import Options
-from modules.extensions.startup import parse_config_with_extensions
-from modules.runtime import Runtime
-from webui.app import create_app
+from tests.extensions.started import started_app
 from webui.gradio3_compat import gradio3_listener_keywords
 
 OLD_STYLE = '''
@@ -63,22 +58,9 @@ class OldStyle(scripts.Script):
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory):
-    data_dir = tmp_path_factory.mktemp("gradio3")
-    folder = data_dir / "extensions" / "old-style" / "scripts"
-    folder.mkdir(parents=True)
-    (folder / "old_style.py").write_text(OLD_STYLE, encoding="utf-8")
-    shared.opts = Options()
-    config, found = parse_config_with_extensions(["--data-dir", str(data_dir), "--skip-install"], data_dir)
-    runtime = Runtime(config, cuda_available=False)
-    runtime.load_extensions(found)
-    client = TestClient(create_app(runtime))
-    blocks = client.app.router.routes[-1].app.get_blocks()
-    yield client.get("/config").json(), blocks, found
-    runtime.jobs.shutdown()
-    script_callbacks.clear_callbacks()
-    scripts.scripts_data.clear()
-    shared.opts = Options()
-    shared._bound.clear()
+    extensions = {"old-style": {"scripts/old_style.py": OLD_STYLE}}
+    with started_app(tmp_path_factory.mktemp("gradio3"), extensions) as app:
+        yield app.client.get("/config").json(), app.blocks, app.found
 
 
 def test_the_gradio3_ui_is_built_with_its_styles_mapped(page) -> None:

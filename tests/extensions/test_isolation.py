@@ -4,18 +4,11 @@ callbacks stop running, while the app and every other extension keep generating.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from fastapi.testclient import TestClient
 
-from modules import script_callbacks, scripts, shared
-from modules.compat_options import Options
-from modules.extensions.startup import parse_config_with_extensions
 from modules.infotext.parse import parse_infotext
-from modules.runtime import Runtime
 from tests.api.conftest import FAST, decode_b64, make_data_dir
-from webui.app import create_app
+from tests.extensions.started import started_app
 from webui.tabs.extensions import installed_table
 
 GOOD = '''
@@ -87,24 +80,11 @@ class FailsInUi(scripts.Script):
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory):
-    data_dir = make_data_dir(tmp_path_factory.mktemp("isolation"))
-    for name, source in (("good", GOOD), ("fails-in-process", FAILS_IN_PROCESS),
-                         ("fails-in-callback", FAILS_IN_CALLBACK), ("fails-in-ui", FAILS_IN_UI)):
-        folder = data_dir / "extensions" / name / "scripts"
-        folder.mkdir(parents=True)
-        (folder / f"{name.replace('-', '_')}.py").write_text(source, encoding="utf-8")
-    shared.opts = Options()
-    config, found = parse_config_with_extensions(["--data-dir", str(data_dir), "--skip-install", "--api"],
-                                                 Path(data_dir))
-    runtime = Runtime(config, cuda_available=False)
-    runtime.load_extensions(found)
-    with TestClient(create_app(runtime)) as client:
-        yield client, runtime, {e.name: e for e in found.extensions}
-    runtime.jobs.shutdown()
-    script_callbacks.clear_callbacks()
-    scripts.scripts_data.clear()
-    shared.opts = Options()
-    shared._bound.clear()
+    extensions = {name: {f"scripts/{name.replace('-', '_')}.py": source} for name, source in (
+        ("good", GOOD), ("fails-in-process", FAILS_IN_PROCESS), ("fails-in-callback", FAILS_IN_CALLBACK),
+        ("fails-in-ui", FAILS_IN_UI))}
+    with started_app(make_data_dir(tmp_path_factory.mktemp("isolation")), extensions, "--api") as app:
+        yield app.client, app.runtime, {e.name: e for e in app.found.extensions}
 
 
 def generate(client, **fields) -> str:

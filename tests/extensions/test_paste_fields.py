@@ -4,13 +4,8 @@ typed as the control), after its ``on_infotext_pasted`` callback has seen and ch
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from modules import script_callbacks, scripts, shared
-from modules.compat_options import Options
-from modules.extensions.startup import parse_config_with_extensions
-from modules.runtime import Runtime
-from webui.app import create_app
+from tests.extensions.started import started_app
 
 PASTE_SCRIPT = '''
 import gradio as gr
@@ -51,21 +46,9 @@ INFOTEXT = "a red fox\nSteps: 7, Sampler: Euler, CFG scale: 4, Seed: 12, Size: 6
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory):
-    data_dir = tmp_path_factory.mktemp("paste-fields")
-    folder = data_dir / "extensions" / "paste-demo" / "scripts"
-    folder.mkdir(parents=True)
-    (folder / "paste_demo.py").write_text(PASTE_SCRIPT, encoding="utf-8")
-    shared.opts = Options()
-    config, found = parse_config_with_extensions(["--data-dir", str(data_dir), "--skip-install"], data_dir)
-    runtime = Runtime(config, cuda_available=False)
-    runtime.load_extensions(found)
-    client = TestClient(create_app(runtime))
-    yield client.get("/config").json(), client.app.router.routes[-1].app.get_blocks()
-    runtime.jobs.shutdown()
-    script_callbacks.clear_callbacks()
-    scripts.scripts_data.clear()
-    shared.opts = Options()
-    shared._bound.clear()
+    extensions = {"paste-demo": {"scripts/paste_demo.py": PASTE_SCRIPT}}
+    with started_app(tmp_path_factory.mktemp("paste-fields"), extensions) as app:
+        yield app.client.get("/config").json(), app.blocks
 
 
 def test_paste_fills_the_script_controls_from_the_infotext(page) -> None:
