@@ -44,6 +44,13 @@ class PageExtScript(scripts.Script):
         strength = gr.Slider(0, 1, value=0.25, label="Strength", elem_id=self.elem_id("strength"))
         return [enabled, strength]
 
+class NoControls(scripts.Script):  # works on p only (a prompt rewriter): ui() makes nothing
+    def title(self):
+        return "No controls"
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+
+
 class ChosenScript(scripts.Script):
     def title(self):
         return "Chosen ext script"
@@ -130,15 +137,16 @@ def test_extension_settings_appear_with_saved_values_and_apply_saves_them(client
     assert '"page_ext_level": 4' in (tmp_path / "extension-settings.json").read_text()
 
 
-def test_alwayson_script_controls_render_in_both_tabs_inside_an_accordion(client):
+def test_alwayson_script_controls_render_in_both_tabs_inside_a_group(client):
     config = client.get("/config").json()
     ids = {c["props"].get("elem_id"): c for c in config["components"]}
     for tab in ("txt2img", "img2img"):
-        assert ids[f"script_{tab}_page_ext_script"]["type"] == "accordion"
+        assert ids[f"script_{tab}_page_ext_script"]["type"] == "group"  # A1111's wrapper; no accordion of ours
         assert ids[f"script_{tab}_page_ext_script_strength"]["props"]["value"] == 0.25
         assert f"script_{tab}_broken_ui" not in ids  # its ui() raised: left out, the page still built
-    accordion = ids["script_txt2img_page_ext_script"]["id"]
-    assert accordion in _ancestors(config["layout"], ids["script_txt2img_page_ext_script_strength"]["id"])
+        assert f"script_{tab}_no_controls" not in ids  # no empty box on the page, as in A1111
+    group = ids["script_txt2img_page_ext_script"]["id"]
+    assert group in _ancestors(config["layout"], ids["script_txt2img_page_ext_script_strength"]["id"])
 
 
 def _ancestors(node: dict, target: int) -> list[int] | None:
