@@ -13,6 +13,7 @@ import gradio as gr
 from modules import script_callbacks
 from modules.extensions.a1111_bridge import report_failure
 from modules.extensions.startup import ExtensionSet
+from webui import gradio3_compat
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -62,7 +63,9 @@ def extension_tabs(found: ExtensionSet) -> list[tuple]:
     reported (``script_callbacks.errors``, the console) and adds nothing."""
     if not found.loaded:
         return []
-    tabs = [tab for tab in script_callbacks.ui_tabs_callback() if isinstance(tab, (tuple, list)) and len(tab) >= 3]
+    with gradio3_compat.extension_ui():
+        made = script_callbacks.ui_tabs_callback()
+    tabs = [tab for tab in made if isinstance(tab, (tuple, list)) and len(tab) >= 3]
     for error in script_callbacks.errors:
         print(error)
     return tabs
@@ -161,7 +164,7 @@ def add_alwayson_script_uis(is_img2img: bool) -> tuple[RenderedScript, ...]:
             continue
         group = gr.Group(elem_id=f"script_{tab}_{_slug(script.title())}")
         try:
-            with group:
+            with group, gradio3_compat.extension_ui():
                 controls = script.ui(is_img2img)
         except Exception:  # extension code: isolated, reported (its extension disabled), its group removed
             report_failure(script, "ui")

@@ -21,6 +21,9 @@ from modules import script_callbacks, scripts, shared
 def on_ui_tabs():
     with gr.Blocks(analytics_enabled=False) as ui_component:
         gr.Textbox(label="Greeting", value="hello from the extension", elem_id="page_ext_greeting")
+        # the hidden message box and button its JS talks to the server through (Gradio 3 kept them in the page)
+        gr.Textbox("", elem_id="page_ext_inbox", visible=False)
+        gr.Button("Send", elem_id="page_ext_send", visible=False)
     return [(ui_component, "Page ext", "page_ext")]
 
 def on_app_started(demo, app):
@@ -222,3 +225,11 @@ def test_xyz_plot_shows_its_own_ui_and_swap_buttons_exchange_axes(client):
     axes = swap.fn(4, "1-3", None, 6, "5, 7", None)  # the dropdowns send indices: Steps, CFG Scale
     assert axes == ("CFG Scale", "5, 7", None, "Steps", "1-3", None)
     assert [x_type, x_values] == swap.outputs[:2] and [y_type, y_values] == swap.outputs[3:5]
+
+
+def test_extension_blocks_made_invisible_stay_in_the_page_hidden_and_ours_do_not(client):
+    config = client.get("/config").json()
+    ids = {c["props"].get("elem_id"): c for c in config["components"]}
+    assert ids["page_ext_inbox"]["props"]["visible"] == "hidden"  # in the DOM, not shown, as in Gradio 3
+    assert ids["page_ext_send"]["props"]["visible"] == "hidden"
+    assert ids["img2img_mode"]["props"]["visible"] is False  # the page's own hidden textbox is left as made
