@@ -38,7 +38,7 @@ from modules.options import PATH_OPTIONS, Options, OptionsError, OptionsStore
 from modules.sampling.catalog import resolve_sampler
 from modules.extensions.scripts import ScriptArgsError, ScriptRegistry
 from modules.extensions.startup import SETTINGS_FILE as EXTENSION_SETTINGS_FILE, ExtensionSet, bind_compat_surface
-from modules.extensions.startup import load as load_extension_scripts
+from modules.extensions.startup import declare_late_settings, load as load_extension_scripts
 from modules.pipeline.hooks import HookChain, JobHooks
 from modules.upscalers.library import UpscalerLibrary, Upscaling, tile_settings
 from modules.pipeline.postprocess import PostprocessRegistry
@@ -139,12 +139,13 @@ class Runtime:
         flags were parsed); the set, with each one's state and errors, is what the Extensions tab shows."""
         self.extensions = found
         bind_compat_surface(self)
-        load_extension_scripts(found, self.config.data_dir / EXTENSION_SETTINGS_FILE)
+        settings_called = load_extension_scripts(found, self.config.data_dir / EXTENSION_SETTINGS_FILE)
         from modules import scripts as a1111_scripts  # the compat surface, loaded only with extensions
         from modules.extensions.a1111_bridge import register_scripts
         from modules.extensions.a1111_job_callbacks import A1111JobCallbacks, model_loaded
 
-        register_scripts(self, a1111_scripts.scripts_data)
+        register_scripts(self, a1111_scripts.scripts_data)  # makes the script objects, as A1111's UI does
+        declare_late_settings(settings_called)
         if not any(isinstance(hook, A1111JobCallbacks) for hook in self.job_hooks):
             self.job_hooks.append(A1111JobCallbacks())  # extensions' CFG and image-saved callbacks
             self.model_listeners.append(model_loaded)

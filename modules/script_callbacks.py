@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 CALLBACK_KINDS = (
     "app_started", "model_loaded", "ui_tabs", "ui_train_tabs", "ui_settings", "before_ui", "after_component",
@@ -45,12 +45,13 @@ def _add(kind: str, callback: Callable, name: str | None = None) -> None:
     callback_map[f"callbacks_{kind}"].append(ScriptCallback(_calling_script(), callback, name))
 
 
-def _call(kind: str, *args: Any) -> list[Any]:
-    """Every callback of ``kind``; one that raises is reported once and not called again until the
-    next start (a per-step callback would otherwise fill the console with the same error)."""
+def _call(kind: str, *args: Any, already_called: Sequence[Any] = ()) -> list[Any]:
+    """Every callback of ``kind`` (but those in ``already_called``); one that raises is reported once and
+    not called again until the next start (a per-step callback would otherwise fill the console with
+    the same error)."""
     results = []
     entries = callback_map[f"callbacks_{kind}"]
-    for entry in list(entries):
+    for entry in [e for e in entries if not any(e is done for done in already_called)]:
         try:
             results.append(entry.callback(*args))
         except Exception:  # the one broad catch: it isolates an extension (DESIGN §8)
@@ -165,6 +166,16 @@ cfg_denoised_callback = _caller("cfg_denoised")
 cfg_after_cfg_callback = _caller("cfg_after_cfg")
 infotext_pasted_callback = _caller("infotext_pasted")
 script_unloaded_callback = _caller("script_unloaded")
+
+
+def ui_settings_callbacks_registered() -> list[Any]:
+    """The ``on_ui_settings`` registrations so far (to call later only those added after them)."""
+    return list(callback_map["callbacks_ui_settings"])
+
+
+def ui_settings_callback_since(already_called: Sequence[Any]) -> list[Any]:
+    """The ``on_ui_settings`` callbacks registered after ``already_called`` was taken."""
+    return _call("ui_settings", already_called=already_called)
 
 
 def ui_tabs_callback() -> list[tuple]:

@@ -190,9 +190,11 @@ def basedir() -> str:
 
 
 def _collect(module: ModuleType, path: str, base: str) -> None:
+    """Every script class in the file's namespace, defined there or imported: A1111 registers both, and
+    extensions keep their code in a package and re-export its class from a one-line ``scripts/*.py``."""
     from modules.scripts_postprocessing import ScriptPostprocessing
     for value in vars(module).values():
-        if not isinstance(value, type) or value.__module__ != module.__name__:
+        if not isinstance(value, type):
             continue
         if issubclass(value, Script) and value is not Script:
             scripts_data.append(ScriptClassData(value, path, base, module))

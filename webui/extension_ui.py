@@ -13,6 +13,7 @@ import gradio as gr
 from modules import script_callbacks
 from modules.extensions.a1111_bridge import report_failure
 from modules.extensions.startup import ExtensionSet
+from webui import gradio3_compat
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -62,7 +63,9 @@ def extension_tabs(found: ExtensionSet) -> list[tuple]:
     reported (``script_callbacks.errors``, the console) and adds nothing."""
     if not found.loaded:
         return []
-    tabs = [tab for tab in script_callbacks.ui_tabs_callback() if isinstance(tab, (tuple, list)) and len(tab) >= 3]
+    with gradio3_compat.extension_ui():
+        made = script_callbacks.ui_tabs_callback()
+    tabs = [tab for tab in made if isinstance(tab, (tuple, list)) and len(tab) >= 3]
     for error in script_callbacks.errors:
         print(error)
     return tabs
@@ -148,7 +151,8 @@ class RenderedScript:
 
 def add_alwayson_script_uis(is_img2img: bool) -> tuple[RenderedScript, ...]:
     """Each loaded always-on (``scripts.AlwaysVisible``) script's ``ui(is_img2img)``, created in the
-    page's Blocks context (as A1111 does), inside its own accordion. A script whose ``show`` or
+    page's Blocks context inside a group of its own, as A1111 does (the script makes its own accordion,
+    as most do; a ``ui()`` that makes nothing leaves nothing on the page). A script whose ``show`` or
     ``ui`` raises is reported on the console and left out; the page keeps building."""
     from modules import scripts
 
@@ -158,14 +162,16 @@ def add_alwayson_script_uis(is_img2img: bool) -> tuple[RenderedScript, ...]:
         script = scripts.instantiate(data, is_img2img)
         if script is None or not script.alwayson:
             continue
-        accordion = gr.Accordion(script.title(), open=False, elem_id=f"script_{tab}_{_slug(script.title())}")
+        group = gr.Group(elem_id=f"script_{tab}_{_slug(script.title())}")
         try:
-            with accordion:
+            with group, gradio3_compat.extension_ui():
                 controls = script.ui(is_img2img)
-        except Exception:  # extension code: isolated, reported (its extension disabled), its accordion removed
+        except Exception:  # extension code: isolated, reported (its extension disabled), its group removed
             report_failure(script, "ui")
-            accordion.unrender()
+            group.unrender()
             continue
+        if not group.children:
+            group.unrender()
         controls = tuple(controls or ()) if isinstance(controls, (list, tuple)) else ((controls,) if controls else ())
         rendered.append(RenderedScript(script, controls))
     return tuple(rendered)

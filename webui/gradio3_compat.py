@@ -16,6 +16,10 @@ imported and their ``ui()`` is built, and adds only what Gradio 3 had and later 
 - ``gr.Image(source=..., tool=..., shape=..., brush_radius=...)``: ``source`` becomes
   ``sources=[source]``; constructor keywords a component no longer takes are dropped, as A1111's
   own Gradio layer drops them (``tooltip`` included);
+- ``visible=False`` in extensions' UI code (``extension_ui``): Gradio 3 still put such a block in the
+  page, hidden, and extensions talk to their Python through hidden textboxes and buttons they find
+  by element id (sd-dynamic-prompts' wildcards manager); current Gradio leaves it out unless it is
+  ``visible="hidden"``, which is what it becomes;
 - component hooks: ``script_callbacks.on_before_component``/``on_after_component`` callbacks, and
   the ``before_component``/``after_component`` methods (and ``on_before_component(callback,
   elem_id=...)`` registrations) of the scripts of the tab being built (``building_tab``), are
@@ -131,6 +135,8 @@ def _forgiving_init(init: Callable) -> Callable:
 
     @functools.wraps(init)
     def forgiving(self: Any, *args: Any, **kwargs: Any) -> None:
+        if _extension_depth and kwargs.get("visible") is False and "visible" in accepted:
+            kwargs["visible"] = "hidden"
         if "source" in kwargs and "sources" in accepted and "source" not in accepted:
             source = kwargs.pop("source")
             kwargs.setdefault("sources", [source] if source else None)
@@ -140,6 +146,20 @@ def _forgiving_init(init: Callable) -> Callable:
 
     setattr(forgiving, _MARK, True)
     return forgiving
+
+
+# How deep inside extensions' UI code the page build is (their ui(), their on_ui_tabs callbacks).
+_extension_depth: list[None] = []
+
+
+@contextlib.contextmanager
+def extension_ui() -> Iterator[None]:
+    """While extensions' code builds UI: blocks made with ``visible=False`` stay in the page, hidden."""
+    _extension_depth.append(None)
+    try:
+        yield
+    finally:
+        _extension_depth.pop()
 
 
 # The tab whose scripts get component hooks (A1111's ``scripts.scripts_current``): None outside

@@ -129,20 +129,31 @@ def bind_compat_surface(runtime) -> None:
     sd_hijack.model_hijack.embedding_db.load_textual_inversion_embeddings()
 
 
-def load(found: ExtensionSet, settings_file: Path | None = None) -> None:
+def load(found: ExtensionSet, settings_file: Path | None = None) -> list:
     """Imports the program's scripts/*.py, then those of every enabled extension (one that fails
-    is disabled and reported),
-    then lets them declare settings (``on_ui_settings``) and reads their saved values."""
+    is disabled and reported), lets them declare settings (``on_ui_settings``) and reads their saved
+    values; answers the settings callbacks called, for ``declare_late_settings``."""
     from modules import script_callbacks, scripts, shared
 
     scripts.load_extension_scripts([program_scripts(), *found.extensions])
     found.loaded = True
     script_callbacks.ui_settings_callback()
+    called = script_callbacks.ui_settings_callbacks_registered()
     if settings_file is not None:
         try:
             shared.opts.load(settings_file)
         except (OSError, ValueError) as error:
             print(f"Extension settings not read from {settings_file}: {error}")
+    return called
+
+
+def declare_late_settings(already_called: list) -> None:
+    """Calls the ``on_ui_settings`` callbacks registered since ``load``: some extensions register them
+    in their script's ``__init__``, which works in A1111 because it declares settings while building
+    the Settings tab, after the txt2img and img2img script objects were made."""
+    from modules import script_callbacks
+
+    script_callbacks.ui_settings_callback_since(already_called)
 
 
 def parse_config_with_extensions(argv: list[str], root: Path):

@@ -90,6 +90,36 @@ POPUP_IS_ON_TOP = """(popup) => {
 }"""
 
 
+# A size-ratio picker written as A1111-era ones are (the aspect-ratio helper's way): it starts from a
+# DOMContentLoaded listener, watches for the width and height sliders and then expects the rest of
+# their tab (the swap button it sits beside), sets the height through the number field's input event,
+# calls A1111's dimensionChange, and adds a tooltip to A1111's `titles`.
+RATIO_EXTENSION_JS = """
+titles = {...titles, "Generate": "ratio-demo: make the picture"};
+document.addEventListener("DOMContentLoaded", () => {
+  const observer = new MutationObserver(() => {
+    const width = gradioApp().querySelector("#txt2img_width");
+    const height = gradioApp().querySelector("#txt2img_height");
+    if (!width || !height) return;
+    observer.disconnect();
+    const swap = gradioApp().getElementById("txt2img_res_switch_btn");
+    const picker = document.createElement("select");
+    picker.id = "ratio_demo_picker";
+    picker.innerHTML = "<option>Off</option><option>2:1</option>";
+    swap.parentNode.insertBefore(picker, swap);
+    picker.onchange = () => {
+      const heightField = height.querySelector("input[type=number]");
+      const widthValue = Number(width.querySelector("input[type=number]").value);
+      heightField.value = Math.round(widthValue / 2 / 8) * 8;
+      heightField.dispatchEvent(new Event("input", {bubbles: true}));
+      dimensionChange({target: heightField}, false, true);
+    };
+  });
+  observer.observe(gradioApp(), {childList: true, subtree: true});
+});
+"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("webui-ext-js")
@@ -107,6 +137,9 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     (complete_extension / "javascript").mkdir(parents=True)
     (complete_extension / "javascript" / "complete.js").write_text(COMPLETE_EXTENSION_JS, encoding="utf-8")
     (complete_extension / "style.css").write_text(COMPLETE_EXTENSION_CSS, encoding="utf-8")
+    ratio_extension = root / "extensions" / "ratio-demo"
+    (ratio_extension / "javascript").mkdir(parents=True)
+    (ratio_extension / "javascript" / "ratio.js").write_text(RATIO_EXTENSION_JS, encoding="utf-8")
     running = start_server(root)
     yield running
     running.stop()
@@ -162,3 +195,19 @@ def test_completer_works_in_the_img2img_prompt(server, page) -> None:
     assert popup.evaluate(POPUP_IS_ON_TOP)
     prompt.press("Tab")
     assert prompt.input_value() == "dancing_robot, "
+
+
+def test_picker_started_from_domcontentloaded_sets_the_size_a_generation_uses(server, page) -> None:
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    open_page(page, server.url)
+    picker = page.locator("#ratio_demo_picker")
+    picker.wait_for(state="attached")
+    assert page.get_attribute("#txt2img_generate", "title") == "ratio-demo: make the picture"
+    small_txt2img(page, "ratio", size=128)
+    picker.select_option("2:1")
+    assert page.locator("#txt2img_height input[type=number]").input_value() == "64"
+    page.click("#txt2img_generate")
+    infotext = wait_for_text(page, "#html_info_txt2img textarea", "Seed: ")
+    assert "Size: 128x64" in infotext
+    assert errors == []

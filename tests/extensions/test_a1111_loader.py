@@ -190,3 +190,28 @@ def test_extension_code_keeps_its_own_annotation_semantics(tmp_path):
                       "    return Body, route\n\nBODY, ROUTE = make()\n", encoding="utf-8")
     module = loader.import_file(script, "annotated_ext_script", tmp_path)
     assert module.ROUTE.__annotations__["body"] is module.BODY
+
+
+def test_a_script_class_imported_from_the_extensions_package_is_registered(tmp_path):
+    # A1111 registers every Script subclass in a script file's namespace; extensions such as a
+    # re-exporting entry point (``from pkg.main import TheScript``) rely on it.
+    root = tmp_path / "extensions"
+    write(root / "reexport-ext" / "reexport_pkg" / "__init__.py", "")
+    write(root / "reexport-ext" / "reexport_pkg" / "main.py", textwrap.dedent('''
+        from modules import scripts
+
+        class PackagedScript(scripts.Script):
+            def title(self):
+                return "Packaged"
+            def show(self, is_img2img):
+                return scripts.AlwaysVisible
+    '''))
+    write(root / "reexport-ext" / "scripts" / "entry.py",
+          "from reexport_pkg.main import PackagedScript\n\n__all__ = ['PackagedScript']\n")
+    try:
+        data = scripts.load_extension_scripts(loader.discover(root))
+        assert [(d.script_class.__name__, d.module.__name__) for d in data] == [("PackagedScript", "entry.py")]
+        assert data[0].basedir == str(root / "reexport-ext")
+    finally:
+        for name in ("entry", "reexport_pkg", "reexport_pkg.main"):
+            sys.modules.pop(name, None)

@@ -21,6 +21,9 @@ from modules import script_callbacks, scripts, shared
 def on_ui_tabs():
     with gr.Blocks(analytics_enabled=False) as ui_component:
         gr.Textbox(label="Greeting", value="hello from the extension", elem_id="page_ext_greeting")
+        # the hidden message box and button its JS talks to the server through (Gradio 3 kept them in the page)
+        gr.Textbox("", elem_id="page_ext_inbox", visible=False)
+        gr.Button("Send", elem_id="page_ext_send", visible=False)
     return [(ui_component, "Page ext", "page_ext")]
 
 def on_app_started(demo, app):
@@ -43,6 +46,13 @@ class PageExtScript(scripts.Script):
         enabled = gr.Checkbox(label="Enabled", elem_id=self.elem_id("enabled"))
         strength = gr.Slider(0, 1, value=0.25, label="Strength", elem_id=self.elem_id("strength"))
         return [enabled, strength]
+
+class NoControls(scripts.Script):  # works on p only (a prompt rewriter): ui() makes nothing
+    def title(self):
+        return "No controls"
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+
 
 class ChosenScript(scripts.Script):
     def title(self):
@@ -130,15 +140,16 @@ def test_extension_settings_appear_with_saved_values_and_apply_saves_them(client
     assert '"page_ext_level": 4' in (tmp_path / "extension-settings.json").read_text()
 
 
-def test_alwayson_script_controls_render_in_both_tabs_inside_an_accordion(client):
+def test_alwayson_script_controls_render_in_both_tabs_inside_a_group(client):
     config = client.get("/config").json()
     ids = {c["props"].get("elem_id"): c for c in config["components"]}
     for tab in ("txt2img", "img2img"):
-        assert ids[f"script_{tab}_page_ext_script"]["type"] == "accordion"
+        assert ids[f"script_{tab}_page_ext_script"]["type"] == "group"  # A1111's wrapper; no accordion of ours
         assert ids[f"script_{tab}_page_ext_script_strength"]["props"]["value"] == 0.25
         assert f"script_{tab}_broken_ui" not in ids  # its ui() raised: left out, the page still built
-    accordion = ids["script_txt2img_page_ext_script"]["id"]
-    assert accordion in _ancestors(config["layout"], ids["script_txt2img_page_ext_script_strength"]["id"])
+        assert f"script_{tab}_no_controls" not in ids  # no empty box on the page, as in A1111
+    group = ids["script_txt2img_page_ext_script"]["id"]
+    assert group in _ancestors(config["layout"], ids["script_txt2img_page_ext_script_strength"]["id"])
 
 
 def _ancestors(node: dict, target: int) -> list[int] | None:
@@ -214,3 +225,11 @@ def test_xyz_plot_shows_its_own_ui_and_swap_buttons_exchange_axes(client):
     axes = swap.fn(4, "1-3", None, 6, "5, 7", None)  # the dropdowns send indices: Steps, CFG Scale
     assert axes == ("CFG Scale", "5, 7", None, "Steps", "1-3", None)
     assert [x_type, x_values] == swap.outputs[:2] and [y_type, y_values] == swap.outputs[3:5]
+
+
+def test_extension_blocks_made_invisible_stay_in_the_page_hidden_and_ours_do_not(client):
+    config = client.get("/config").json()
+    ids = {c["props"].get("elem_id"): c for c in config["components"]}
+    assert ids["page_ext_inbox"]["props"]["visible"] == "hidden"  # in the DOM, not shown, as in Gradio 3
+    assert ids["page_ext_send"]["props"]["visible"] == "hidden"
+    assert ids["img2img_mode"]["props"]["visible"] is False  # the page's own hidden textbox is left as made

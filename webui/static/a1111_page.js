@@ -52,6 +52,50 @@
   };
   window.opts = window.opts || {};
 
+  // Gradio puts the page head (these helpers, then the extensions' scripts) into the document after
+  // DOMContentLoaded has fired, where A1111's head scripts run before it; a listener for it added
+  // now would never be called (aspect-ratio-helper starts from one). Such a late listener is
+  // called when the page is built, before onUiLoaded: A1111 extensions watch for the first of a
+  // tab's controls to appear and then expect the whole tab (Gradio 3 builds it at once; Gradio 6
+  // adds controls as their code arrives), which holds from then on.
+  const lateContentLoaded = [];
+  if (document.readyState !== "loading") {
+    const addListener = document.addEventListener.bind(document);
+    document.addEventListener = function (type, listener, options) {
+      if (type === "DOMContentLoaded" && listener && !loaded) {
+        lateContentLoaded.push(typeof listener === "function" ? listener : (event) => listener.handleEvent(event));
+        return;
+      }
+      return addListener(type, listener, options);
+    };
+  }
+  function runLateContentLoaded() {
+    if (!lateContentLoaded.length) return;
+    run(lateContentLoaded.map((listener) => () => listener.call(document, new Event("DOMContentLoaded"))));
+    // their observers expect the page's nodes to arrive after this event: announce them with one change
+    const mark = document.createElement("div");
+    mark.id = "sd-page-built";
+    mark.hidden = true;
+    const root = gradioApp();
+    (root === document ? document.body : root).appendChild(mark);
+  }
+
+  // A1111's hints.js: `titles` maps a control's text to its tooltip; extensions add their own
+  // (dynamic-prompts: `titles = {...titles, ...}`). Shown as the `title` of matching buttons and labels.
+  window.titles = window.titles || {};
+  function addTooltips(root) {
+    if (!root.querySelectorAll) return;
+    for (const element of root.querySelectorAll("button, label > span, h2, option, .gradio-accordion .label-wrap > span")) {
+      const tip = window.titles[element.textContent.trim()];
+      if (tip && !element.title) element.title = tip;
+    }
+  }
+
+  // A1111's aspectRatioOverlay.js: controls that set the size call dimensionChange(event, isWidth,
+  // isHeight) so A1111 can draw the target shape over the img2img image; that overlay is not drawn
+  // here, so the call only has to exist.
+  window.dimensionChange = window.dimensionChange || function () {};
+
   // A1111's script.js: tell Gradio a textbox's value was changed by script (a bubbling "input" event,
   // without inputType, which extensions such as tagcomplete use to tell it from typing).
   window.updateInput = function (target) {
@@ -129,12 +173,15 @@
       return;
     }
     loaded = true;
+    addTooltips(gradioApp());
+    runLateContentLoaded();
     run(callbacks.loaded);
   }
   const observer = new MutationObserver(function (mutations) {
     liftTextboxFields();
     checkLoaded();
     if (!loaded) return;
+    for (const mutation of mutations) for (const node of mutation.addedNodes) addTooltips(node);
     run(callbacks.update, mutations);
     clearTimeout(afterUpdateTimer);
     afterUpdateTimer = setTimeout(() => run(callbacks.afterUpdate), 200);
