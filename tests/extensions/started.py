@@ -15,6 +15,7 @@ from modules import script_callbacks, scripts, shared
 from modules.compat_options import Options
 from modules.extensions.startup import ExtensionSet, parse_config_with_extensions
 from modules.runtime import Runtime
+from webui import gradio3_compat
 from webui.app import create_app
 
 
@@ -45,6 +46,7 @@ def started_app(data_dir: Path, extensions: dict[str, dict[str, str]], *flags: s
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
     shared.opts = Options()
+    gradio3_compat.install()  # as ``webui.server.serve`` does, before extensions' scripts are imported
     config, found = parse_config_with_extensions(["--data-dir", str(data_dir), "--skip-install", *flags], data_dir)
     runtime = Runtime(config, cuda_available=False)
     runtime.load_extensions(found)
