@@ -170,6 +170,18 @@ def test_unipc_settings_are_validated_in_options_and_overrides(live: LiveServer,
     assert reason in overridden.text
 
 
+def test_unipc_settings_change_only_unipcs_picture_and_stay_out_of_the_infotext(live: LiveServer) -> None:
+    settings = {"uni_pc_variant": "vary_coeff", "uni_pc_skip_type": "logSNR", "uni_pc_order": 2}
+    for sampler, changes in (("UniPC", True), ("Euler", False)):
+        request = {**FAST, "prompt": "x", "seed": 3, "steps": 6, "sampler_name": sampler}
+        plain = live.post("txt2img", request).json()
+        overridden = live.post("txt2img", {**request, "override_settings": settings}).json()
+        assert (plain["images"][0] != overridden["images"][0]) is changes, sampler
+        infotext = json.loads(overridden["info"])["infotexts"][0]
+        assert "UniPC variant" not in infotext and "UniPC order" not in infotext  # A1111 writes none of them
+        assert "skip_type" not in infotext and "variant" not in infotext
+
+
 def test_unload_and_reload_checkpoint(live: LiveServer) -> None:
     live.post("txt2img", {**FAST, "prompt": "x", "seed": 1})
     assert live.runtime.models.loaded_keys()
