@@ -30,6 +30,9 @@ NEUTRAL_KNOBS = {"s_churn": 0.0, "s_tmin": 0.0, "s_tmax": 0.0, "s_noise": 1.0}
 KNOB_FIELDS = frozenset({"eta", *NEUTRAL_KNOBS})
 # A1111's eta settings: DDIM's ("eta_ddim", neutral 0) and the ancestral/SDE samplers' ("eta_ancestral", neutral 1).
 DDIM_LIKE = frozenset({"DDIM"})
+# A1111's UniPC settings, as the knobs of our UniPC (``sample_unipc`` and its walk's spacing).
+UNIPC_SETTINGS = {"uni_pc_order": "order", "uni_pc_variant": "variant", "uni_pc_lower_order_final": "lower_order_final",
+                  "uni_pc_skip_type": "skip_type"}
 
 
 def setting_value(key: str, options: Options) -> Any:
@@ -62,6 +65,10 @@ def sampler_knobs(sampler_name: str, given: Mapping[str, Any], options: Options)
         value = given.get(name)
         if name in sampler.knobs and value is not None and value != neutral:
             knobs[name] = value
+    defaults = Options()
+    for key, name in UNIPC_SETTINGS.items():
+        if name in sampler.knobs and getattr(options, key) != getattr(defaults, key):
+            knobs[name] = getattr(options, key)
     return tuple(knobs.items())
 
 

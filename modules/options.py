@@ -57,6 +57,11 @@ class Options:
     eta_noise_seed_delta: int = 0
     randn_source: str = "CPU"
     no_dpmpp_sde_batch_determinism: bool = False
+    # UniPC (A1111's "Sampler parameters"): B(h) variant, spacing of its walk, order, lower-order last steps
+    uni_pc_variant: str = "bh1"
+    uni_pc_skip_type: str = "time_uniform"
+    uni_pc_order: int = 3
+    uni_pc_lower_order_final: bool = True
     # Prompts (Stable Diffusion section)
     comma_padding_backtrack: int = 20
     emphasis: str = "Original"
@@ -101,7 +106,7 @@ _RANGES: Mapping[str, tuple[float, float]] = {
     "txt2img_default_steps": (1, 150), "txt2img_default_cfg_scale": (1, 30), "queue_max_waiting": (1, 100000),
     "api_max_request_mb": (1, 4096), "vae_tiling_min_pixels": (64 * 64, 16384 * 16384),
     "ESRGAN_tile": (0, 512), "ESRGAN_tile_overlap": (0, 48), "SWIN_tile": (0, 512), "SWIN_tile_overlap": (0, 48),
-    "DAT_tile": (0, 512), "DAT_tile_overlap": (0, 48),
+    "DAT_tile": (0, 512), "DAT_tile_overlap": (0, 48), "uni_pc_order": (1, 50),
 }
 _CHOICES: Mapping[str, tuple[str, ...]] = {
     "samples_format": ("png", "jpg", "jpeg", "webp"),
@@ -110,6 +115,8 @@ _CHOICES: Mapping[str, tuple[str, ...]] = {
     "emphasis": ("Original", "No norm", "Ignore", "None"),
     "inference_backend": ("auto", "torch", "openvino", "compile"),
     "vae_tiling": ("Automatic", "Always", "Never"),
+    "uni_pc_variant": ("bh1", "bh2", "vary_coeff"),
+    "uni_pc_skip_type": ("time_uniform", "time_quadratic", "logSNR"),
 }
 
 

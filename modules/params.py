@@ -28,7 +28,9 @@ CLIP_SKIP_RANGE = (1, 12)
 # outside them the step formulas leave their domain (a negative eta takes a square root of
 # a negative number) or the noise is unbounded.
 KNOB_RANGES = {"eta": (0.0, 1.0), "s_churn": (0.0, 100.0), "s_tmin": (0.0, 10.0), "s_tmax": (0.0, 999.0),
-               "s_noise": (0.0, 1.1)}
+               "s_noise": (0.0, 1.1), "order": (1, 50)}
+# UniPC's choice knobs (A1111's "UniPC variant" and "UniPC skip type" settings).
+KNOB_CHOICES = {"variant": ("bh1", "bh2", "vary_coeff"), "skip_type": ("time_uniform", "time_quadratic", "logSNR")}
 SEED_MAX = 2**32 - 1
 # Work bound for one batch: the UNet and VAE hold a whole batch at once, so its pixels (width x
 # height x batch size, and the same at the hires size) are what memory and time grow with. Four
@@ -233,6 +235,8 @@ def _knob_problems(p: Txt2ImgParams, sampler) -> list[tuple[str, str]]:
     for name, value in p.sampler_knobs:
         if name in KNOB_RANGES:
             _in_range(problems, name, value, KNOB_RANGES[name])
+        if name in KNOB_CHOICES and value not in KNOB_CHOICES[name]:
+            problems.append((name, f"must be one of {', '.join(KNOB_CHOICES[name])}, got {value!r}"))
     unknown = sorted({name for name, _ in p.sampler_knobs} - set(sampler.knobs))
     if unknown:
         accepted = ", ".join(sampler.knobs) or "none"

@@ -278,7 +278,7 @@ axis_options = [
     AxisOptionImg2Img("Cond. Image Mask Weight", float, do_nothing, confirm=unavailable(_NOT_HERE)),
     AxisOption("VAE", str, apply_vae, cost=0.7, choices=_vae_names),
     AxisOption("Styles", str, apply_styles, choices=_style_names),
-    AxisOption("UniPC Order", int, do_nothing, confirm=unavailable("the UniPC sampler is not available")),
+    AxisOption("UniPC Order", int, apply_override("uni_pc_order"), cost=0.5),
     AxisOption("Face restore", str, do_nothing, format_value=format_value,
                confirm=unavailable("no face restorer is available (its model weights cannot be shipped)")),
     AxisOption("Token merging ratio", float, do_nothing, confirm=unavailable(_NOT_HERE)),

@@ -38,6 +38,12 @@ def test_foreign_keys_survive_a_save(tmp_path: Path) -> None:
         ({"CLIP_stop_at_last_layers": "2"}, "CLIP_stop_at_last_layers", "expected int"),
         ({"CLIP_stop_at_last_layers": True}, "CLIP_stop_at_last_layers", "expected int"),
         ({"no_such_option": 1}, "no_such_option", "unknown option"),
+        ({"uni_pc_variant": "bh3"}, "uni_pc_variant", "must be one of bh1, bh2, vary_coeff"),
+        ({"uni_pc_skip_type": "karras"}, "uni_pc_skip_type", "must be one of time_uniform, time_quadratic, logSNR"),
+        ({"uni_pc_order": 0}, "uni_pc_order", "between 1 and 50"),
+        ({"uni_pc_order": 51}, "uni_pc_order", "between 1 and 50"),
+        ({"uni_pc_order": 2.5}, "uni_pc_order", "expected int"),
+        ({"uni_pc_lower_order_final": "false"}, "uni_pc_lower_order_final", "expected bool"),
     ],
 )
 def test_bad_values_are_refused_and_nothing_is_saved(tmp_path: Path, changes: dict, field: str, reason: str) -> None:
@@ -55,3 +61,16 @@ def test_a_corrupt_file_is_set_aside_and_the_defaults_used(tmp_path: Path) -> No
     store = OptionsStore(path)
     assert store.current == Options() and not path.exists()
     assert store.set_aside_to is not None and store.set_aside_to.read_text() == "{not json"
+
+
+def test_unipc_settings_have_a1111s_defaults_and_persist(tmp_path: Path) -> None:
+    defaults = Options()
+    assert (defaults.uni_pc_variant, defaults.uni_pc_skip_type, defaults.uni_pc_order,
+            defaults.uni_pc_lower_order_final) == ("bh1", "time_uniform", 3, True)
+    path = tmp_path / "config.json"
+    OptionsStore(path).update({"uni_pc_variant": "vary_coeff", "uni_pc_skip_type": "logSNR", "uni_pc_order": 2,
+                               "uni_pc_lower_order_final": False})
+    saved = json.loads(path.read_text())
+    assert (saved["uni_pc_variant"], saved["uni_pc_skip_type"], saved["uni_pc_order"],
+            saved["uni_pc_lower_order_final"]) == ("vary_coeff", "logSNR", 2, False)
+    assert OptionsStore(path).current.uni_pc_skip_type == "logSNR"

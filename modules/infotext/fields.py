@@ -158,8 +158,11 @@ ETA_KEYS = ("Eta", "Eta DDIM")
 
 
 def written_knobs(sampler_knobs: tuple[tuple[str, object], ...], is_ddim: bool) -> dict[str, object]:
-    """The job's sampler knobs as infotext fields."""
-    return {(ETA_KEYS[is_ddim] if name == "eta" else KNOB_KEYS.get(name, name)): value for name, value in sampler_knobs}
+    """The job's eta and churn knobs as infotext fields. UniPC's (its order, variant, skip type,
+    lower order final: A1111 settings) are not written, as A1111's ``create_infotext`` writes
+    none of them."""
+    return {(ETA_KEYS[is_ddim] if name == "eta" else KNOB_KEYS[name]): value for name, value in sampler_knobs
+            if name == "eta" or name in KNOB_KEYS}
 
 
 def read_knobs(fields: Mapping[str, str]) -> dict[str, float]:

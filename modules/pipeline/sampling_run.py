@@ -24,7 +24,7 @@ from modules.pipeline.conditioning import PromptOptions, StepConditioning, plan_
 from modules.sampling.brownian import BrownianNoise, ladder_range
 from modules.sampling.catalog import (
     Img2ImgSteps, SamplerSpec, ScheduleSpec, img2img_start, initial_noise_scale, resolve_sampler, resolve_schedule, run_sampler,
-    sampler_sigmas,
+    sampler_sigmas, walk_spacing,
 )
 from modules.sampling.denoiser import (
     CFGDenoiser, DiscreteDenoiser, GuidanceObserver, LCMDenoiser, Observation, ScheduledCFGDenoiser,
@@ -75,7 +75,8 @@ def model_sigmas_of(model: LoadedModel) -> Tensor:
 
 def sigma_ladder(model: LoadedModel, choice: SamplingChoice, steps: int | None = None) -> Tensor:
     """The ladder for ``steps`` (default: the choice's)."""
-    return sampler_sigmas(choice.sampler, choice.schedule, steps or choice.steps, model_sigmas_of(model))
+    return sampler_sigmas(choice.sampler, choice.schedule, steps or choice.steps, model_sigmas_of(model),
+                          skip_type=walk_spacing(choice.knobs))
 
 
 def starting_point(
@@ -301,7 +302,8 @@ def sample_img2img_latents(
     if cut.ladder_steps == 0:  # A1111's hires pass at strength 0 leaves the latent as it is
         return start
     full_ladder = sigma_ladder(model, choice, cut.ladder_steps)
-    walk = img2img_start(sampler, choice.schedule, full_ladder, cut, model_sigmas_of(model))
+    walk = img2img_start(sampler, choice.schedule, full_ladder, cut, model_sigmas_of(model),
+                         skip_type=walk_spacing(choice.knobs))
     sigmas = walk.sigmas.to(model.policy.device)
     x, step_noise = starting_point(sampler, noise_spec, sigmas, full_ladder, model.policy.device,
                                    model.policy.unet_dtype, start, noise_multiplier, walk)

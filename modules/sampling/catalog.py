@@ -20,6 +20,9 @@ from modules.sampling import samplers as s
 from modules.sampling import schedules as sch
 from modules.sampling import timestep_walk as walk
 
+# The sampler knob that spaces UniPC's timestep walk (A1111's "UniPC skip type").
+WALK_SPACING = "skip_type"
+
 SamplerFunction = Callable[..., Tensor]
 
 
@@ -236,7 +239,7 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
     SamplerSpec("DDIM", ("ddim",), s.sample_ddim, None, ("eta",), timestep_walk=walk.DDIM_WALK),
     SamplerSpec("PLMS", ("plms",), s.sample_plms, None, timestep_walk=walk.DDIM_WALK),
     SamplerSpec(
-        "UniPC", ("unipc",), s.sample_unipc, None, ("order", "variant", "lower_order_final"),
+        "UniPC", ("unipc",), s.sample_unipc, None, ("order", "variant", "lower_order_final", WALK_SPACING),
         timestep_walk=walk.UNIPC_WALK,
     ),
     SamplerSpec("LCM", ("k_lcm",), s.sample_lcm, lcm=True),
@@ -305,6 +308,12 @@ def effective_schedule(sampler: SamplerSpec, schedule: ScheduleSpec | None) -> S
     return resolve_schedule(sampler.default_schedule or "uniform")
 
 
+def walk_spacing(knobs: Mapping[str, Any]) -> str:
+    """UniPC's skip type among a job's sampler knobs: it shapes the walk (``sampler_sigmas``,
+    ``img2img_start``), not the steps, so ``run_sampler`` does not pass it on."""
+    return knobs.get(WALK_SPACING, "time_uniform")
+
+
 def uses_timestep_walk(sampler: SamplerSpec, schedule: ScheduleSpec | None) -> bool:
     """Whether the sampler walks A1111's timesteps: a timestep sampler under Automatic. (A1111
     ignores the schedule for these three and writes none in the infotext; here a schedule picked
@@ -320,6 +329,7 @@ def sampler_sigmas(
     options: ScheduleOptions = ScheduleOptions(),
     *,
     always_discard_penultimate: bool = False,
+    skip_type: str = "time_uniform",
 ) -> Tensor:
     """The ladder a sampler walks for ``steps`` steps: ``steps`` sigmas and a final 0, or for
     DDIM, PLMS and UniPC under Automatic A1111's timestep walk (``timestep_walk.txt2img_walk``).
@@ -333,7 +343,7 @@ def sampler_sigmas(
     discard = sampler.discard_penultimate_sigma or always_discard_penultimate
     if uses_timestep_walk(sampler, schedule):
         assert sampler.timestep_walk is not None
-        return walk.txt2img_walk(sampler.timestep_walk, steps, model_sigmas, discard)
+        return walk.txt2img_walk(sampler.timestep_walk, steps, model_sigmas, discard, skip_type)
     builder = effective_schedule(sampler, schedule).build
     assert builder is not None  # effective_schedule never returns Automatic
     if sampler.lcm:
@@ -366,7 +376,7 @@ class Img2ImgSteps:
 
 def img2img_start(
     sampler: SamplerSpec, schedule: ScheduleSpec | None, full_ladder: Tensor, cut: Img2ImgSteps,
-    model_sigmas: Tensor, *, always_discard_penultimate: bool = False,
+    model_sigmas: Tensor, *, always_discard_penultimate: bool = False, skip_type: str = "time_uniform",
 ) -> walk.WalkStart:
     """Where img2img starts, as A1111 cuts it: on a sigma ladder built for ``cut.ladder_steps``,
     ``full_ladder[ladder_steps - t_enc - 1:]`` (t_enc + 1 steps, so even strength 0 takes one step
@@ -375,7 +385,7 @@ def img2img_start(
     if uses_timestep_walk(sampler, schedule):
         assert sampler.timestep_walk is not None
         discard = sampler.discard_penultimate_sigma or always_discard_penultimate
-        return walk.img2img_walk(sampler.timestep_walk, cut.ladder_steps, cut.t_enc, model_sigmas, discard)
+        return walk.img2img_walk(sampler.timestep_walk, cut.ladder_steps, cut.t_enc, model_sigmas, discard, skip_type)
     sigmas = full_ladder[cut.ladder_steps - cut.t_enc - 1 :]
     return walk.WalkStart(sigmas, float(sigmas[0]), 1.0)
 
@@ -385,6 +395,7 @@ def run_sampler(sampler: SamplerSpec, denoiser: s.Denoiser, x: Tensor, sigmas: T
     variance-preserving latent at its last level (x itself when that level is 0), and a
     one-level walk (A1111's DDIM and PLMS at 1 step, img2img at t_enc <= 1) takes no step."""
     last = float(sigmas[-1])  # read before sampling, not after the steps queued on the device
+    kwargs.pop(WALK_SPACING, None)  # shaped ``sigmas`` already (``walk_spacing``)
     result = sampler(denoiser, x, sigmas, **kwargs) if len(sigmas) > 1 else x
     return walk.vp_latent(result, last) if sampler.vp_initial_noise else result
 

@@ -1018,6 +1018,9 @@ def sample_lcm(
     return x
 
 
+UNIPC_VARIANTS = ("bh1", "bh2", "vary_coeff")
+
+
 def sample_unipc(
     denoiser: Denoiser,
     x: Tensor,
@@ -1033,17 +1036,20 @@ def sample_unipc(
     prediction, multistep: each new x0 estimate first corrects the previous step (UniC),
     then drives the next one (UniP), both of ``order`` (lower while warming up).
 
-    ``variant`` picks B(h): "bh1" (B = h, A1111's default) or "bh2" (B = e^h - 1).
-    With ``lower_order_final`` the last steps drop to order 2 and 1 (A1111's and
-    diffusers' default); a step that ends at sigma = 0 is always first order,
-    where it returns the x0 estimate.
+    ``variant`` picks the coefficients: "bh1" (B(h) = h, A1111's default) or "bh2"
+    (B(h) = e^h - 1), solved from the order conditions, or "vary_coeff", the reference
+    code's inverse-Vandermonde form (``_vary_coeff_weights``). With ``lower_order_final``
+    the last steps drop to order 2 and 1 (A1111's and diffusers' default); a step that ends
+    at sigma = 0 is always first order, where it returns the x0 estimate. Fewer steps than
+    ``order`` lower the order to the steps (A1111's port stops with an error there).
     """
     if order < 1:
         raise ValueError(f"UniPC: order must be at least 1, got {order}")
-    if variant not in ("bh1", "bh2"):
-        raise ValueError(f"UniPC: variant must be 'bh1' or 'bh2', got {variant!r}")
+    if variant not in UNIPC_VARIANTS:
+        raise ValueError(f"UniPC: variant must be one of {', '.join(UNIPC_VARIANTS)}, got {variant!r}")
     model, levels = _prepare(denoiser, sigmas)
     steps = len(levels) - 1
+    order = min(order, steps)  # A1111's port refuses more; this is the walk it takes at order = steps
     history: list[tuple[float, Tensor]] = []  # (lambda = -log sigma, x0 estimate), newest last
     start: tuple[Tensor, int] | None = None  # where the last prediction started, and its order
     for i in range(steps):
@@ -1052,7 +1058,9 @@ def sample_unipc(
         if start is not None:
             x = _unipc_update(start[0], history, -math.log(sigma), start[1], variant, newest=denoised)
         history = (history + [(-math.log(sigma), denoised)])[-order:]
-        step_order = min(order, len(history), steps - i if lower_order_final else order)
+        # the reference loop: orders 1 .. order-1 to warm up, then ``order``, or with
+        # lower_order_final never more than the steps left
+        step_order = i + 1 if i + 1 < order else (min(order, steps - i) if lower_order_final else order)
         start = (x, step_order)
         if levels[i + 1] == 0:
             x = denoised
@@ -1095,6 +1103,8 @@ def _unipc_weights(ratios: list[float], h: float, variant: str, corrector: bool)
     """rho of UniP/UniC for the given r_k, and B(h); the order-2 predictor and the order-1
     corrector use rho = 1/2, as in the paper's reference implementation."""
     hh = -h  # data prediction integrates in -lambda
+    if variant == "vary_coeff":
+        return _vary_coeff_weights(ratios, hh, corrector), 1.0
     b_h = hh if variant == "bh1" else math.expm1(hh)
     if len(ratios) == 1:
         return [0.5], b_h
@@ -1107,6 +1117,34 @@ def _unipc_weights(ratios: list[float], h: float, variant: str, corrector: bool)
         factorial *= n + 1
         phi = phi / hh - 1 / factorial
     return _solve(matrix, rhs), b_h
+
+
+def _h_phis(hh: float, count: int) -> list[float]:
+    """h phi_k(h) for k = 1 .. count: h phi_1 = e^hh - 1, h phi_(k+1) = h phi_k / hh - 1 / k!."""
+    values, factorial = [math.expm1(hh)], 1
+    for k in range(1, count):
+        factorial *= k
+        values.append(values[-1] / hh - 1 / factorial)
+    return values
+
+
+def _vary_coeff_weights(ratios: list[float], hh: float, corrector: bool) -> list[float]:
+    """Weights of the differences D1_k for UniPC's "vary_coeff" variant (the reference code's
+    ``multistep_uni_pc_vary_update``, which A1111's port keeps): with C[i][n] = r_i^n / (n+1)!
+    and A = C^-1, the update subtracts sum_n h phi_(n+2) sum_k A[n][k] D1_k over the rows
+    n < K - 1 (K = number of ratios). The corrector's newest difference (r = 1) is instead
+    weighted h phi_(K+1) A[max(K-2, 0)][K-1]: the reference code reads that entry with its loop
+    index left at the last row it visited, and this follows it so the pictures agree."""
+    size = len(ratios)
+    matrix = [[r**n / math.factorial(n + 1) for n in range(size)] for r in ratios]
+    inverse_columns = [_solve(matrix, [1.0 if i == k else 0.0 for i in range(size)]) for k in range(size)]
+    # inverse_columns[k][n] = A[n][k]
+    h_phis = _h_phis(hh, size + 1)
+    rows = size - 1 if corrector else size
+    weights = [sum(h_phis[n + 1] * inverse_columns[k][n] for n in range(rows)) for k in range(size)]
+    if corrector:
+        weights[-1] = h_phis[size] * inverse_columns[-1][max(size - 2, 0)]
+    return weights
 
 
 def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float]:

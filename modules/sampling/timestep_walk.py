@@ -8,8 +8,9 @@ in ``sd_samplers_timesteps_impl.py`` and its port of UniPC's reference code,
 - DDIM and PLMS walk the timesteps 1 + k * (T // steps) (clipped to T - 1) from the largest
   down to t = 1, one step between neighbours: len(timesteps) - 1 steps (19 for 20 steps,
   30 for 30), and the latent at t = 1 (sigma ~0.041 for SD) is decoded as it is.
-- UniPC (A1111's default "time_uniform" spacing) walks continuous time evenly from model
-  timestep T - 1 down to 0 in len(timesteps) steps, reading the table linearly in
+- UniPC walks continuous time from model timestep T - 1 down to 0 in len(timesteps) steps,
+  spaced as A1111's "UniPC skip type" setting says (``UNIPC_SKIP_TYPES``: evenly in time by
+  default, evenly in its square root, or evenly in log SNR), reading the table linearly in
   log alpha between training timesteps; it ends at t = 0 (sigma ~0.029).
 - txt2img starts from unit noise taken as the VP latent at the first timestep.
 - img2img keeps t_enc = int(min(strength, 0.999) * steps) of the timesteps (the hires pass:
@@ -35,7 +36,9 @@ from torch import Tensor
 from modules.sampling.schedules import LOG_ALPHA, timestep_to_sigma
 
 DDIM_WALK = "ddim"  # DDIM and PLMS: integer timesteps
-UNIPC_WALK = "unipc"  # UniPC: continuous time, evenly spaced
+UNIPC_WALK = "unipc"  # UniPC: continuous time, spaced by its skip type
+# The spacings of UniPC's reference code (``get_time_steps``), A1111's "UniPC skip type".
+UNIPC_SKIP_TYPES = ("time_uniform", "time_quadratic", "logSNR")
 
 
 def compvis_timesteps(steps: int, count: int) -> list[int]:
@@ -52,22 +55,38 @@ def ddim_walk(timesteps: list[int], model_sigmas: Tensor) -> Tensor:
     return model_sigmas.double()[list(reversed(timesteps))]
 
 
-def unipc_walk(steps: int, start_timestep: float, model_sigmas: Tensor) -> Tensor:
-    """UniPC's ``steps + 1`` levels: model timesteps evenly spaced from ``start_timestep`` to 0
-    (its time_uniform spacing of t = (timestep + 1) / T from t_start to 1 / T), the table read
-    linearly in log alpha as its discrete NoiseScheduleVP does."""
-    times = torch.linspace(float(start_timestep), 0.0, steps + 1, dtype=torch.float64)
-    return timestep_to_sigma(times, model_sigmas.double(), LOG_ALPHA)
+def unipc_walk(steps: int, start_timestep: float, model_sigmas: Tensor, skip_type: str = "time_uniform") -> Tensor:
+    """UniPC's ``steps + 1`` levels from model timestep ``start_timestep`` down to 0, the table
+    read linearly in log alpha as its discrete NoiseScheduleVP does. The reference code spaces
+    its continuous time t = (timestep + 1) / T between t_start and 1 / T: evenly
+    ("time_uniform"), evenly in sqrt(t) ("time_quadratic"), or evenly in
+    lambda = log(alpha / sigma_VP) = -log(sigma) ("logSNR", so evenly in log sigma here)."""
+    count = len(model_sigmas)
+    table = model_sigmas.double()
+    if skip_type == "time_uniform":
+        times = torch.linspace(float(start_timestep), 0.0, steps + 1, dtype=torch.float64)
+    elif skip_type == "time_quadratic":
+        roots = torch.linspace(math.sqrt((start_timestep + 1) / count), math.sqrt(1 / count), steps + 1,
+                               dtype=torch.float64)
+        times = roots**2 * count - 1
+    elif skip_type == "logSNR":
+        ends = timestep_to_sigma(torch.tensor([float(start_timestep), 0.0], dtype=torch.float64), table, LOG_ALPHA)
+        return torch.linspace(float(ends[0].log()), float(ends[1].log()), steps + 1, dtype=torch.float64).exp()
+    else:
+        raise ValueError(f"UniPC skip type must be one of {', '.join(UNIPC_SKIP_TYPES)}, got {skip_type!r}")
+    return timestep_to_sigma(times, table, LOG_ALPHA)
 
 
-def txt2img_walk(kind: str, steps: int, model_sigmas: Tensor, discard_penultimate: bool = False) -> Tensor:
+def txt2img_walk(
+    kind: str, steps: int, model_sigmas: Tensor, discard_penultimate: bool = False, skip_type: str = "time_uniform"
+) -> Tensor:
     """The whole walk for ``steps`` (A1111's "discard next-to-last sigma" asks its timesteps for
-    one step more instead)."""
+    one step more instead); ``skip_type``: UniPC's spacing."""
     timesteps = compvis_timesteps(steps + 1 if discard_penultimate else steps, len(model_sigmas))
     if kind == DDIM_WALK:
         return ddim_walk(timesteps, model_sigmas)
     if kind == UNIPC_WALK:
-        return unipc_walk(len(timesteps), len(model_sigmas) - 1, model_sigmas)
+        return unipc_walk(len(timesteps), len(model_sigmas) - 1, model_sigmas, skip_type)
     raise ValueError(f"unknown timestep walk {kind!r}")
 
 
@@ -83,7 +102,8 @@ class WalkStart:
 
 
 def img2img_walk(
-    kind: str, steps: int, t_enc: int, model_sigmas: Tensor, discard_penultimate: bool = False
+    kind: str, steps: int, t_enc: int, model_sigmas: Tensor, discard_penultimate: bool = False,
+    skip_type: str = "time_uniform",
 ) -> WalkStart:
     """A1111's img2img for a timestep sampler (``CompVisSampler.sample_img2img``) with the
     timesteps for ``steps`` and t_enc of them kept (``setup_img2img_steps``; int(min(strength,
@@ -100,7 +120,7 @@ def img2img_walk(
     if kind == DDIM_WALK:
         sigmas = ddim_walk(timesteps[:t_enc], model_sigmas)
     elif kind == UNIPC_WALK:
-        sigmas = unipc_walk(t_enc, timesteps[t_enc - 1], model_sigmas)
+        sigmas = unipc_walk(t_enc, timesteps[t_enc - 1], model_sigmas, skip_type)
     else:
         raise ValueError(f"unknown timestep walk {kind!r}")
     rescale = math.sqrt((1 + float(sigmas[0]) ** 2) / (1 + noise_sigma**2))
@@ -113,6 +133,6 @@ def vp_latent(x: Tensor, sigma: float) -> Tensor:
 
 
 __all__ = [
-    "DDIM_WALK", "UNIPC_WALK", "WalkStart", "compvis_timesteps", "ddim_walk", "img2img_walk", "txt2img_walk",
+    "DDIM_WALK", "UNIPC_SKIP_TYPES", "UNIPC_WALK", "WalkStart", "compvis_timesteps", "ddim_walk", "img2img_walk", "txt2img_walk",
     "unipc_walk", "vp_latent",
 ]

@@ -152,6 +152,36 @@ def test_options_round_trip_is_persisted(live: LiveServer) -> None:
     assert live.get("options").json()["sd_model_checkpoint"] == before["sd_model_checkpoint"]
 
 
+@pytest.mark.parametrize("changes, field, reason", [
+    ({"uni_pc_variant": "bh3"}, "uni_pc_variant", "must be one of bh1, bh2, vary_coeff"),
+    ({"uni_pc_skip_type": "uniform"}, "uni_pc_skip_type", "must be one of time_uniform, time_quadratic, logSNR"),
+    ({"uni_pc_order": 0}, "uni_pc_order", "between 1 and 50"),
+    ({"uni_pc_lower_order_final": "yes"}, "uni_pc_lower_order_final", "expected bool"),
+])
+def test_unipc_settings_are_validated_in_options_and_overrides(live: LiveServer, changes, field, reason) -> None:
+    before = live.get("options").json()
+    assert (before["uni_pc_variant"], before["uni_pc_skip_type"], before["uni_pc_order"],
+            before["uni_pc_lower_order_final"]) == ("bh1", "time_uniform", 3, True)
+    refused = live.post("options", changes)
+    assert refused.status_code == 422 and field in refused.text and reason in refused.text
+    assert live.get("options").json() == before
+    overridden = live.post("txt2img", {**FAST, "prompt": "x", "sampler_name": "UniPC", "override_settings": changes})
+    assert overridden.status_code == 422 and f"override_settings.{field}" in overridden.text
+    assert reason in overridden.text
+
+
+def test_unipc_settings_change_only_unipcs_picture_and_stay_out_of_the_infotext(live: LiveServer) -> None:
+    settings = {"uni_pc_variant": "vary_coeff", "uni_pc_skip_type": "logSNR", "uni_pc_order": 2}
+    for sampler, changes in (("UniPC", True), ("Euler", False)):
+        request = {**FAST, "prompt": "x", "seed": 3, "steps": 6, "sampler_name": sampler}
+        plain = live.post("txt2img", request).json()
+        overridden = live.post("txt2img", {**request, "override_settings": settings}).json()
+        assert (plain["images"][0] != overridden["images"][0]) is changes, sampler
+        infotext = json.loads(overridden["info"])["infotexts"][0]
+        assert "UniPC variant" not in infotext and "UniPC order" not in infotext  # A1111 writes none of them
+        assert "skip_type" not in infotext and "variant" not in infotext
+
+
 def test_unload_and_reload_checkpoint(live: LiveServer) -> None:
     live.post("txt2img", {**FAST, "prompt": "x", "seed": 1})
     assert live.runtime.models.loaded_keys()

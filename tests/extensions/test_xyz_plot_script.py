@@ -156,3 +156,9 @@ def test_an_interrupt_stops_the_plot_and_keeps_the_finished_cells(xyz, tmp_path)
     assert grid[0, 0, 0] == 40 and grid[0, 64, 0] == 80 and grid[0, 128, 0] == 0  # the third cell stays black
     assert results.infotexts[0] == "a cat\nSteps: 1, Seed: 5, X Type: Steps, X Values: \"1, 2, 3\""
     assert len(results.images) == 3
+
+
+def test_the_unipc_order_axis_overrides_the_setting_per_cell(xyz) -> None:
+    assert find_axis(xyz, "X type", "UniPC Order", False).label == "UniPC Order"
+    cells = plan(xyz, base_p(sampler_name="UniPC"), args("UniPC Order", "1-3")).values()
+    assert [c.override_settings["uni_pc_order"] for c in cells] == [1, 2, 3]

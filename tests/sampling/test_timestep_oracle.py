@@ -13,9 +13,15 @@ timestep space and float64, independently of our code:
 - PLMS: the same walk, pseudo improved Euler on the first step, then Adams-Bashforth of the
   stored eps (3/2, -1/2; 23/12, -16/12, 5/12; 55/24, -59/24, 37/24, -9/24);
 - UniPC: NoiseScheduleVP('discrete'): log alpha = 0.5 log abar at t = (n + 1) / 1000,
-  interpolated linearly in t; time-uniform steps from t = 1 (img2img: timesteps[-1] / 1000 +
-  1 / 1000) to 1 / 1000, len(timesteps) of them; multistep bh1 predictor-corrector of order 3
-  with lower-order warm-up and final steps, the model asked at (t - 1 / 1000) * 1000;
+  interpolated linearly in t (and its inverse, from lambda, linearly in log alpha); from t = 1
+  (img2img: timesteps[-1] / 1000 + 1 / 1000) to 1 / 1000 in len(timesteps) steps spaced by the
+  "UniPC skip type" setting (evenly in t, in sqrt(t), or in lambda = log alpha - log sigma);
+  multistep predictor-corrector of the "UniPC order" setting (3) with lower-order warm-up and,
+  with "UniPC lower order final", final steps; the "UniPC variant": bh1/bh2 solve the order
+  conditions (rho = 1/2 for the order-2 predictor and order-1 corrector), vary_coeff applies the
+  inverse of C[i][k] = r_i^k / (k+1)! row by row, its corrector weighting the newest difference
+  with the entry of the row its loop stopped at; an order above the steps is an error there;
+  the model asked at (t - 1 / 1000) * 1000;
 - txt2img starts from each image's first draw as is; img2img keeps t_enc =
   int(min(strength, 0.999) * steps) timesteps, noises the init latent with the first draw
   to timesteps[t_enc] (sqrt(a) x0 + sqrt(1 - a) noise) and walks timesteps[:t_enc];
@@ -35,9 +41,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from modules.job_spec import sampler_knobs
 from modules.models.families import Prediction
+from modules.options import Options
 from modules.pipeline.sampling_run import LatentMask, SamplingChoice, model_denoiser, sigma_ladder, starting_point
-from modules.sampling.catalog import Img2ImgSteps, img2img_start, run_sampler
+from modules.sampling.catalog import Img2ImgSteps, img2img_start, run_sampler, walk_spacing
 from modules.sampling.noise import NoiseSpec
 
 SHAPE = (4, 8, 8)
@@ -45,8 +53,10 @@ SEED = 4321
 RELATIVE_TOLERANCE = 1e-5
 T = 1000
 
-# SD's scaled-linear training schedule, in float64.
-ABAR = torch.cumprod(1 - torch.linspace(0.00085**0.5, 0.012**0.5, T, dtype=torch.float64) ** 2, 0)
+# SD's scaled-linear training schedule, computed in float64 and stored in float32 as LDM's
+# ``register_schedule`` stores it (``alphas_cumprod`` is a float32 buffer that A1111's loops read);
+# high UniPC orders without lower order final amplify the float32 rounding to ~2e-5 otherwise.
+ABAR = torch.cumprod(1 - torch.linspace(0.00085**0.5, 0.012**0.5, T, dtype=torch.float64) ** 2, 0).float().double()
 LOG_SIGMAS = (((1 - ABAR) / ABAR) ** 0.5).log()
 
 
@@ -149,7 +159,73 @@ class A1111UniPC:
         eps = self.net(x, torch.full((x.shape[0],), (t - 1 / T) * T, dtype=torch.float64))
         return (x - self.std(t) * eps) / math.exp(self.log_alpha(t))
 
+    def inverse_lambda(self, lam: float) -> float:
+        """t of a lambda: log alpha = -0.5 log(1 + e^(-2 lambda)), then t linear in log alpha
+        between the grid points (which fall as t grows)."""
+        log_alpha = -0.5 * math.log1p(math.exp(-2 * lam))
+        grid = self.log_alphas.tolist()
+        n = next((i for i in range(T - 1) if grid[i + 1] <= log_alpha), T - 2)
+        weight = (log_alpha - grid[n]) / (grid[n + 1] - grid[n])
+        return ((n + 1) + weight) / T
+
+    def time_steps(self, skip_type: str, t_start: float, steps: int) -> list[float]:
+        t_end = 1 / T
+        if skip_type == "time_uniform":
+            return torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64).tolist()
+        if skip_type == "time_quadratic":
+            return (torch.linspace(t_start**0.5, t_end**0.5, steps + 1, dtype=torch.float64) ** 2).tolist()
+        assert skip_type == "logSNR"
+        lambdas = torch.linspace(self.lam(t_start), self.lam(t_end), steps + 1, dtype=torch.float64).tolist()
+        return [self.inverse_lambda(lam) for lam in lambdas]
+
     def update(self, x, models, times, t, order, use_corrector):
+        if self.variant == "vary_coeff":
+            return self.vary_update(x, models, times, t, order, use_corrector)
+        return self.bh_update(x, models, times, t, order, use_corrector)
+
+    def vary_update(self, x, models, times, t, order, use_corrector):
+        t0, m0 = times[-1], models[-1]
+        h = self.lam(t) - self.lam(t0)
+        rks, d1s = [], []
+        for i in range(1, order):
+            rk = (self.lam(times[-(i + 1)]) - self.lam(t0)) / h
+            rks.append(rk)
+            d1s.append((models[-(i + 1)] - m0) / rk)
+        rks.append(1.0)
+        K = len(rks)
+        rk_tensor = torch.tensor(rks, dtype=torch.float64)
+        columns, col = [], torch.ones_like(rk_tensor)
+        for k in range(1, K + 1):
+            columns.append(col)
+            col = col * rk_tensor / (k + 1)
+        C = torch.stack(columns, dim=1)
+        hh = -h
+        h_phi_ks, h_phi_k, factorial = [], math.expm1(hh), 1
+        for k in range(1, K + 2):
+            h_phi_ks.append(h_phi_k)
+            h_phi_k = h_phi_k / hh - 1 / factorial
+            factorial *= k + 1
+        alpha_t = math.exp(self.log_alpha(t))
+        x_base = self.std(t) / self.std(t0) * x - alpha_t * h_phi_ks[0] * m0
+
+        def weighted(row):  # sum_j row[j] D1s[j]
+            return sum(float(w) * d for w, d in zip(row, d1s))
+
+        x_t = x_base
+        if d1s:
+            A_p = torch.linalg.inv(C[:-1, :-1])
+            for k in range(K - 1):
+                x_t = x_t - alpha_t * h_phi_ks[k + 1] * weighted(A_p[k])
+        if not use_corrector:
+            return x_t, None
+        A_c = torch.linalg.inv(C)
+        model_t = self.data(x_t, t)
+        x_t, k = x_base, 0
+        for k in range(K - 1):
+            x_t = x_t - alpha_t * h_phi_ks[k + 1] * weighted(A_c[k][:-1])
+        return x_t - alpha_t * h_phi_ks[K] * (model_t - m0) * float(A_c[k][-1]), model_t
+
+    def bh_update(self, x, models, times, t, order, use_corrector):
         t0, m0 = times[-1], models[-1]
         h = self.lam(t) - self.lam(t0)
         rks, d1s = [], []
@@ -184,8 +260,9 @@ class A1111UniPC:
         corrected = sum(rho * d for rho, d in zip(rhos_c[:-1], d1s)) + rhos_c[-1] * (model_t - m0)
         return x_base - alpha_t * b_h * corrected, model_t
 
-    def sample(self, x, steps, t_start=1.0, order=3, lower_order_final=True):
-        times = torch.linspace(t_start, 1 / T, steps + 1, dtype=torch.float64).tolist()
+    def sample(self, x, steps, t_start=1.0, order=3, lower_order_final=True, skip_type="time_uniform"):
+        assert steps >= order, "UniPC order must be < sampling steps"
+        times = self.time_steps(skip_type, t_start, steps)
         models, t_prev = [self.data(x, times[0])], [times[0]]
         for init_order in range(1, order):
             x, model_x = self.update(x, models, t_prev, times[init_order], init_order, True)
@@ -198,9 +275,16 @@ class A1111UniPC:
         return x
 
 
-def a1111_unipc(net, x, timesteps, draw=None, is_img2img=False):
+def a1111_unipc(net, x, timesteps, draw=None, is_img2img=False, settings=None):
+    """``settings``: A1111's UniPC settings (``uni_pc_variant``, ...), its defaults if not given."""
+    opts = {**UNIPC_DEFAULTS, **(settings or {})}
     t_start = timesteps[-1].item() / T + 1 / T if is_img2img else 1.0
-    return A1111UniPC(net).sample(x, len(timesteps), t_start)
+    return A1111UniPC(net, opts["uni_pc_variant"]).sample(
+        x, len(timesteps), t_start, opts["uni_pc_order"], opts["uni_pc_lower_order_final"], opts["uni_pc_skip_type"])
+
+
+UNIPC_DEFAULTS = {"uni_pc_variant": "bh1", "uni_pc_skip_type": "time_uniform", "uni_pc_order": 3,
+                  "uni_pc_lower_order_final": True}
 
 
 A1111_LOOPS = {"DDIM": a1111_ddim, "PLMS": a1111_plms, "UniPC": a1111_unipc}
@@ -242,7 +326,7 @@ def _model_sigmas() -> torch.Tensor:
 
 
 def our_txt2img(name: str, steps: int, seeds: list[int], **knobs) -> torch.Tensor:
-    choice = SamplingChoice(sampler_name=name, steps=steps)
+    choice = SamplingChoice(sampler_name=name, steps=steps, knobs=knobs)
     sampler = choice.sampler
     sigmas = sigma_ladder(NO_SCHEDULE, choice)
     x, noise = starting_point(sampler, NoiseSpec(tuple(seeds), SHAPE), sigmas, sigmas, "cpu", torch.float32)
@@ -251,13 +335,13 @@ def our_txt2img(name: str, steps: int, seeds: list[int], **knobs) -> torch.Tenso
 
 
 def our_img2img(name: str, steps: int, strength: float, init: torch.Tensor, seeds: list[int], keep=None,
-                hires=False, **knobs):
-    choice = SamplingChoice(sampler_name=name, steps=steps)
+                hires=False, dtype=torch.float32, **knobs):
+    choice = SamplingChoice(sampler_name=name, steps=steps, knobs=knobs)
     sampler = choice.sampler
     cut = Img2ImgSteps.of(steps, strength, fixed=hires)
     full = sigma_ladder(NO_SCHEDULE, choice, cut.ladder_steps)
-    walk = img2img_start(sampler, choice.schedule, full, cut, _model_sigmas())
-    x, noise = starting_point(sampler, NoiseSpec(tuple(seeds), SHAPE), walk.sigmas, full, "cpu", torch.float32,
+    walk = img2img_start(sampler, choice.schedule, full, cut, _model_sigmas(), skip_type=walk_spacing(choice.knobs))
+    x, noise = starting_point(sampler, NoiseSpec(tuple(seeds), SHAPE), walk.sigmas, full, "cpu", dtype,
                               init, 1.0, walk)
     denoiser = model_denoiser(sampler, GuidedEps(), _model_sigmas(), Prediction.EPS)
     if keep is None:
@@ -377,3 +461,72 @@ def test_the_model_is_asked_at_a1111s_timesteps(name, expected):
     run_sampler(choice.sampler, model_denoiser(choice.sampler, recording, _model_sigmas(), Prediction.EPS), x, sigmas,
                 noise=noise)
     assert asked == pytest.approx(expected.tolist(), abs=2e-4)
+
+
+# ----- A1111's UniPC settings -----
+
+def unipc_knobs(settings: dict) -> dict:
+    """Our UniPC's knobs for these settings, as a job gets them (``job_spec.sampler_knobs``)."""
+    return dict(sampler_knobs("UniPC", {}, Options(**settings)))
+
+
+UNIPC_SETTINGS = [
+    {"uni_pc_variant": variant, "uni_pc_skip_type": skip, "uni_pc_order": order, "uni_pc_lower_order_final": final}
+    for variant in ("bh1", "bh2", "vary_coeff") for skip in ("time_uniform", "time_quadratic", "logSNR")
+    for order in (1, 2, 3, 4) for final in (True, False)
+]
+
+
+def _settings_id(settings: dict) -> str:
+    return "-".join(str(v) for v in settings.values())
+
+
+@pytest.mark.parametrize("settings", UNIPC_SETTINGS, ids=_settings_id)
+def test_unipc_settings_txt2img_same_result_as_a1111(settings):
+    """Every variant, skip type, order and lower-order-final choice (A1111's vary_coeff only
+    works on one image: its update mixes the batch axis into the latent's, so one image here)."""
+    batch = 1 if settings["uni_pc_variant"] == "vary_coeff" else 2
+    seeds = [SEED + i for i in range(batch)]
+    ours = our_txt2img("UniPC", 12, seeds, **unipc_knobs(settings))
+    theirs = a1111_txt2img("UniPC", 12, seeds, settings=settings)
+    assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
+    if settings != UNIPC_DEFAULTS:  # and the setting matters: the defaults give another picture
+        assert _relative(ours, a1111_txt2img("UniPC", 12, seeds)) > 1e-5
+
+
+@pytest.mark.parametrize("settings", [s for s in UNIPC_SETTINGS if s["uni_pc_order"] in (2, 3)], ids=_settings_id)
+def test_unipc_settings_img2img_same_result_as_a1111(settings):
+    """Order 3 without lower order final extrapolates over the walk's last, widest steps (to t = 0),
+    which magnifies float32 rounding of the latent to ~3e-5 (A1111's float32 loop carries the same
+    rounding): there the float64 run must agree to 1e-5 and the float32 run to 5e-5."""
+    init = _init(1)
+    theirs = a1111_img2img("UniPC", 20, 0.5, init, [SEED], settings=settings)
+    magnifies = settings["uni_pc_order"] >= 3 and not settings["uni_pc_lower_order_final"]
+    ours = our_img2img("UniPC", 20, 0.5, init, [SEED], dtype=torch.float64 if magnifies else torch.float32,
+                       **unipc_knobs(settings))
+    assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
+    if magnifies:
+        assert _relative(our_img2img("UniPC", 20, 0.5, init, [SEED], **unipc_knobs(settings)), theirs) <= 5e-5
+
+
+@pytest.mark.parametrize("variant", ["bh1", "bh2", "vary_coeff"])
+@pytest.mark.parametrize("order", [5, 7])
+def test_unipc_higher_orders_same_result_as_a1111(variant, order):
+    settings = {**UNIPC_DEFAULTS, "uni_pc_variant": variant, "uni_pc_order": order}
+    ours = our_txt2img("UniPC", 20, [SEED], **unipc_knobs(settings))
+    theirs = a1111_txt2img("UniPC", 20, [SEED], settings=settings)
+    assert _relative(ours, theirs) <= RELATIVE_TOLERANCE
+
+
+def test_unipc_defaults_are_no_knobs_and_other_settings_are():
+    assert unipc_knobs(UNIPC_DEFAULTS) == {}
+    assert unipc_knobs({"uni_pc_skip_type": "logSNR", "uni_pc_order": 2}) == {"order": 2, "skip_type": "logSNR"}
+
+
+def test_unipc_order_above_the_steps_is_lowered_where_a1111_stops():
+    """A1111's port asserts steps >= order; ours lowers the order to what the steps allow, which
+    with lower order final on is the same walk as asking for that order."""
+    with pytest.raises(AssertionError, match="order"):
+        a1111_txt2img("UniPC", 3, [SEED], settings={"uni_pc_order": 5})  # 4 timesteps: 4 steps < 5
+    lowered = our_txt2img("UniPC", 3, [SEED], **unipc_knobs({"uni_pc_order": 5}))
+    assert _relative(lowered, a1111_txt2img("UniPC", 3, [SEED], settings={"uni_pc_order": 4})) <= RELATIVE_TOLERANCE

@@ -49,6 +49,10 @@ SECTIONS: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("eta_noise_seed_delta", "Eta noise seed delta (ENSD)"),
         ("randn_source", "Random number generator source"),
         ("no_dpmpp_sde_batch_determinism", "Do not make DPM++ SDE deterministic across different batch sizes."),
+        ("uni_pc_variant", "UniPC variant"),
+        ("uni_pc_skip_type", "UniPC skip type"),
+        ("uni_pc_order", "UniPC order"),
+        ("uni_pc_lower_order_final", "UniPC lower order final"),
     ),
     "Stable Diffusion": (
         ("CLIP_stop_at_last_layers", "Clip skip"),
@@ -87,12 +91,14 @@ SLIDERS: Mapping[str, tuple[float, float, float]] = {
     "txt2img_default_cfg_scale": (1, 30, 0.5), "comma_padding_backtrack": (0, 74, 1),
     "ESRGAN_tile": (0, 512, 16), "ESRGAN_tile_overlap": (0, 48, 1), "SWIN_tile": (0, 512, 16),
     "SWIN_tile_overlap": (0, 48, 1), "DAT_tile": (0, 512, 16), "DAT_tile_overlap": (0, 48, 1),
+    "uni_pc_order": (1, 50, 1),
 }
 CHOICES: Mapping[str, tuple[str, ...]] = {
     "samples_format": ("png", "jpg", "webp"), "show_progress_type": ("Full", "Approx cheap"),
     "randn_source": ("CPU", "GPU"), "emphasis": ("Original", "No norm", "Ignore", "None"),
     "txt2img_default_sampler": sampler_names(),
     "inference_backend": ("auto", "torch", "openvino", "compile"), "vae_tiling": ("Automatic", "Always", "Never"),
+    "uni_pc_variant": ("bh1", "bh2", "vary_coeff"), "uni_pc_skip_type": ("time_uniform", "time_quadratic", "logSNR"),
 }
 # Shown as a whole number where 0 means "automatic" (None in the options).
 ZERO_IS_NONE = frozenset({"sd_checkpoints_limit"})
