@@ -50,20 +50,29 @@ def _call(kind: str, *args: Any, already_called: Sequence[Any] = ()) -> list[Any
     not called again until the next start (a per-step callback would otherwise fill the console with
     the same error)."""
     results = []
-    entries = callback_map[f"callbacks_{kind}"]
-    for entry in [e for e in entries if not any(e is done for done in already_called)]:
-        try:
-            results.append(entry.callback(*args))
-        except Exception:  # the one broad catch: it isolates an extension (DESIGN §8)
-            message = (f"Error in {kind} callback from {entry.script} (disabled until the next start):\n"
-                       f"{traceback.format_exc()}")
-            errors.append(message)
-            print(message)
-            if entry in entries:
-                entries.remove(entry)
-            for listener in list(failure_listeners):
-                listener(entry.script, message)
+    for entry in [e for e in callback_map[f"callbacks_{kind}"] if not any(e is done for done in already_called)]:
+        succeeded, result = _run(kind, entry, *args)
+        if succeeded:
+            results.append(result)
     return results
+
+
+def _run(kind: str, entry: ScriptCallback, *args: Any, **kwargs: Any) -> tuple[bool, Any]:
+    """One callback; one that raises is reported (console, ``errors``, ``failure_listeners``) and
+    dropped until the next start."""
+    try:
+        return True, entry.callback(*args, **kwargs)
+    except Exception:  # the one broad catch: it isolates an extension (DESIGN §8)
+        message = (f"Error in {kind} callback from {entry.script} (disabled until the next start):\n"
+                   f"{traceback.format_exc()}")
+        errors.append(message)
+        print(message)
+        entries = callback_map[f"callbacks_{kind}"]
+        if entry in entries:
+            entries.remove(entry)
+        for listener in list(failure_listeners):
+            listener(entry.script, message)
+        return False, None
 
 
 def remove_current_script_callbacks() -> None:
@@ -186,22 +195,11 @@ def ui_tabs_callback() -> list[tuple]:
 def before_component_callback(component: Any, **kwargs: Any) -> None:
     """Before a component is created; A1111 passes its keyword arguments as keywords."""
     for entry in list(callback_map["callbacks_before_component"]):
-        _safe(entry, component, **kwargs)
+        _run("before_component", entry, component, **kwargs)
 
 
 def after_component_callback(component: Any, **kwargs: Any) -> None:
     """A1111 passes the component's keyword arguments as keywords, not as one dict."""
     for entry in list(callback_map["callbacks_after_component"]):
-        _safe(entry, component, **kwargs)
+        _run("after_component", entry, component, **kwargs)
 
-
-def _safe(entry: ScriptCallback, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return entry.callback(*args, **kwargs)
-    except Exception:  # isolates an extension
-        message = f"Error in callback from {entry.script}:\n{traceback.format_exc()}"
-        errors.append(message)
-        print(message)
-        for listener in list(failure_listeners):
-            listener(entry.script, message)
-        return None
