@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import weakref
 from typing import Any
 from pathlib import Path
 
@@ -59,11 +60,12 @@ class CheckpointInfo:
 
 class SdModelView:
     """What extensions read from A1111's ``shared.sd_model`` (its LatentDiffusion object): which
-    checkpoint it is and which family. ``loaded`` is the engine's model (``LoadedModel``)."""
+    checkpoint it is and which family. ``loaded`` is the engine's model (``LoadedModel``) while it
+    is loaded (held weakly: a view must not keep an evicted model in memory)."""
 
     def __init__(self, loaded: Any):
         family = loaded.detected.family.value
-        self.loaded = loaded
+        self._loaded = weakref.ref(loaded)
         self.sd_checkpoint_info = CheckpointInfo.from_file(loaded.checkpoint)
         self.sd_model_checkpoint = self.sd_checkpoint_info.filename
         self.sd_model_hash = loaded.checkpoint.shorthash
@@ -71,6 +73,22 @@ class SdModelView:
         self.is_sdxl = self.is_sd3 = self.is_ssd = False  # families this engine does not load
         self.cond_stage_key = "txt"
         self.parameterization = "v" if loaded.detected.prediction.value == "v" else "eps"
+
+    @property
+    def loaded(self) -> Any:
+        return self._loaded()
+
+
+# One view per loaded model, made once: a view reads the file (A1111's old hash) and extensions read
+# ``shared.sd_model`` often; dropped with the model.
+_views: "weakref.WeakKeyDictionary[Any, SdModelView]" = weakref.WeakKeyDictionary()
+
+
+def view_of(loaded: Any) -> SdModelView:
+    """A1111's ``sd_model`` object for one of the engine's loaded models."""
+    if loaded not in _views:
+        _views[loaded] = SdModelView(loaded)
+    return _views[loaded]
 
 
 checkpoints_list: dict[str, CheckpointInfo] = {}

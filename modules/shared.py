@@ -207,9 +207,9 @@ def __getattr__(name: str) -> Any:
         model = runtime.last_model if runtime is not None else None
         if model is None:
             return None
-        from modules.sd_models import SdModelView
+        from modules.sd_models import view_of
 
-        return SdModelView(model)
+        return view_of(model)
     raise AttributeError(f"module 'modules.shared' has no attribute {name!r}")
 
 

@@ -106,6 +106,6 @@ def watch(run: JobRun, p: Any = None) -> None:
 def model_loaded(model: Any) -> None:
     """A checkpoint was loaded from disk: ``on_model_loaded(sd_model)`` with A1111's view of it."""
     if script_callbacks.callback_map["callbacks_model_loaded"]:
-        from modules.sd_models import SdModelView
+        from modules.sd_models import view_of
 
-        script_callbacks.model_loaded_callback(SdModelView(model))
+        script_callbacks.model_loaded_callback(view_of(model))

@@ -127,6 +127,7 @@ def test_model_loaded_callback_and_shared_sd_model(api) -> None:
     loads = [entry for entry in module.SEEN if entry[0] == "model_loaded"]
     assert loads == [("model_loaded", "tiny-a.safetensors", True, False)]
     assert shared.sd_model.sd_checkpoint_info.name == "tiny-a.safetensors" and shared.sd_model.is_sd1
+    assert shared.sd_model is shared.sd_model  # one view per model, not a new one (and a file read) per access
     txt2img(client, override_settings={"sd_model_checkpoint": "tiny-b"})
     assert shared.sd_model.sd_checkpoint_info.name == "sub/tiny-b.safetensors"
 
