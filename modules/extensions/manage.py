@@ -70,10 +70,10 @@ def _git_or_empty(folder: Path, *args: str) -> str:
 def describe(path: Path, disabled: tuple[str, ...] | list[str]) -> InstalledExtension:
     is_clone = (path / ".git").exists()
     read = (lambda *args: _git_or_empty(path, *args)) if is_clone else (lambda *args: "")
-    date = read("log", "-1", "--format=%ct")
+    commit_hash, _, date = read("log", "-1", "--format=%H%n%ct").partition("\n")
     return InstalledExtension(
         name=path.name, path=path, remote=read("config", "--get", "remote.origin.url"),
-        branch=read("rev-parse", "--abbrev-ref", "HEAD"), commit_hash=read("rev-parse", "HEAD"),
+        branch=read("rev-parse", "--abbrev-ref", "HEAD"), commit_hash=commit_hash,
         commit_date=int(date) if date.isdigit() else 0, enabled=path.name not in set(disabled))
 
 

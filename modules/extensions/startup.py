@@ -27,6 +27,9 @@ class ExtensionSet:
     extensions: list[loader.Extension] = field(default_factory=list)
     builtin: frozenset[str] = frozenset()
     loaded: bool = False
+    # file -> the extension holding it: asked for each script at every hook of every job, and the
+    # list does not change after start, so each file's folders are resolved once
+    _holders: dict[str, loader.Extension | None] = field(default_factory=dict, repr=False, compare=False)
 
     def state_of(self, extension: loader.Extension) -> str:
         if extension.errors and not extension.enabled:
@@ -40,8 +43,11 @@ class ExtensionSet:
 
     def holding(self, path: Path | str) -> loader.Extension | None:
         """The extension whose folder holds ``path`` (a script or callback's file), if any."""
-        resolved = Path(path).resolve()
-        return next((e for e in self.extensions if resolved.is_relative_to(e.path.resolve())), None)
+        key = str(path)
+        if key not in self._holders:
+            resolved = Path(path).resolve()
+            self._holders[key] = next((e for e in self.extensions if resolved.is_relative_to(e.path.resolve())), None)
+        return self._holders[key]
 
     def disable_after_error(self, path: Path | str, message: str) -> loader.Extension | None:
         """Disables, until the next start, the extension holding ``path``, with ``message`` as its

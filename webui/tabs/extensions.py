@@ -77,21 +77,30 @@ def build_extensions_tab(page_load: PageLoad, runtime: Runtime) -> None:
             build_install_from_url(runtime, root, refusal, table, enabled)
 
 
-def enabled_choices(runtime: Runtime, root: Path) -> dict:
-    """The "Enabled" ticks as they are on disk and in the settings now."""
+def enabled_ticks(runtime: Runtime, root: Path) -> tuple[list[str], list[str]]:
+    """The extension folders, and those ticked "Enabled", as on disk and in the settings now."""
     folders = extension_folders(root)
     off = set(runtime.options.current.disabled_extensions)
-    return gr.update(choices=folders, value=[n for n in folders if n not in off])
+    return folders, [n for n in folders if n not in off]
+
+
+def enabled_choices(runtime: Runtime, root: Path) -> dict:
+    folders, ticked = enabled_ticks(runtime, root)
+    return gr.update(choices=folders, value=ticked)
+
+
+def current_table(runtime: Runtime, root: Path) -> str:
+    """The installed list now (git is asked per extension: built with the page and after each
+    action, not at every page load)."""
+    return installed_table(root, runtime.extensions, runtime.options.current.disabled_extensions)
 
 
 def build_installed(page_load: PageLoad, runtime: Runtime, root: Path,
                     refusal: str | None) -> tuple[gr.Markdown, gr.CheckboxGroup]:
     gr.Markdown(f"Extensions are the folders in `{root}`.")
-    table = gr.Markdown(elem_id="extensions_installed_html")
-    names = extension_folders(root)
-    disabled = set(runtime.options.current.disabled_extensions)
-    enabled = gr.CheckboxGroup(names, value=[n for n in names if n not in disabled], label="Enabled",
-                               elem_id="extensions_enabled")
+    table = gr.Markdown(current_table(runtime, root), elem_id="extensions_installed_html")
+    folders, ticked = enabled_ticks(runtime, root)
+    enabled = gr.CheckboxGroup(folders, value=ticked, label="Enabled", elem_id="extensions_enabled")
     with gr.Row():
         apply = gr.Button("Apply and restart UI", variant="primary", elem_id="extensions_apply")
         check = gr.Button("Check for updates", elem_id="extensions_check")
@@ -99,19 +108,18 @@ def build_installed(page_load: PageLoad, runtime: Runtime, root: Path,
     update = gr.Button("Update selected", elem_id="extensions_update", visible=False)
     message = gr.Markdown("", elem_id="extensions_message")
 
-    def current_table() -> str:
-        return installed_table(root, runtime.extensions, runtime.options.current.disabled_extensions)
-
-    def apply_clicked(chosen: list[str]) -> str:
+    def apply_clicked(chosen: list[str]) -> tuple[str, str]:
         new = disabled_after(extension_folders(root), chosen or [], runtime.options.current.disabled_extensions)
         try:
             runtime.update_options({"disabled_extensions": list(new)})
         except OptionsError as error:
-            return f"**Not saved:** {error}"
+            return f"**Not saved:** {error}", gr.update()
         if not runtime.can_restart:
-            return f"Saved. Disabled: {', '.join(new) or 'none'}. Restart the server to load or unload extensions."
+            return (f"Saved. Disabled: {', '.join(new) or 'none'}. Restart the server to load or unload extensions.",
+                    current_table(runtime, root))
         runtime.restart_requested.set()
-        return f"Restarting with disabled: {', '.join(new) or 'none'}. The page reloads when the server is back."
+        return (f"Restarting with disabled: {', '.join(new) or 'none'}. The page reloads when the server is back.",
+                gr.update())
 
     def check_clicked() -> tuple:
         if refusal:
@@ -132,7 +140,7 @@ def build_installed(page_load: PageLoad, runtime: Runtime, root: Path,
 
     def update_clicked(chosen: list[str]) -> tuple[str, str]:
         if refusal:
-            return f"**Refused:** {refusal}", current_table()
+            return f"**Refused:** {refusal}", gr.update()
         lines = []
         by_name = {i.name: i for i in manage.installed(root, runtime.options.current.disabled_extensions)}
         for name in chosen or []:
@@ -141,13 +149,13 @@ def build_installed(page_load: PageLoad, runtime: Runtime, root: Path,
             except (manage.ExtensionError, KeyError) as error:
                 lines.append(f"- {name}: **not updated:** {error}")
         note = "Apply and restart UI to load the new code." if lines else "Nothing was selected."
-        return "\n".join([*lines, note]), current_table()
+        return "\n".join([*lines, note]), current_table(runtime, root)
 
-    apply.click(apply_clicked, inputs=enabled, outputs=message).then(None, inputs=message, js=AWAIT_RESTART_JS)
+    apply.click(apply_clicked, inputs=enabled, outputs=[message, table]).then(None, inputs=message, js=AWAIT_RESTART_JS)
     check.click(check_clicked, outputs=[message, updatable, update])
     update.click(update_clicked, inputs=updatable, outputs=[message, table])
 
-    page_load.add([enabled, table], lambda: {enabled: enabled_choices(runtime, root), table: current_table()})
+    page_load.add([enabled], lambda: {enabled: enabled_choices(runtime, root)})
     return table, enabled
 
 
@@ -170,7 +178,7 @@ def build_install_from_url(runtime: Runtime, root: Path, refusal: str | None, ta
         except manage.ExtensionError as error:
             return f"**Not installed:** {error}", gr.update(), gr.update()
         output = "\n\n```\n" + "\n".join(lines) + "\n```" if lines else ""
-        table_now = installed_table(root, runtime.extensions, runtime.options.current.disabled_extensions)
+        table_now = current_table(runtime, root)
         return (f"Installed **{item.name}** ({item.branch or 'no branch'} {item.version}) into `{item.path}`. "
                 f"Use \"Apply and restart UI\" on the Installed tab to load it.{output}", table_now,
                 enabled_choices(runtime, root))
