@@ -156,7 +156,12 @@ def params_to_values(params: Txt2ImgParams) -> dict[str, Any]:
 def values_from_infotext(text: str, base: Txt2ImgParams) -> dict[str, Any]:
     """An infotext's fields as form values (A1111's paste): only what the text states changes.
     An unreadable value raises ValueError naming the field."""
-    return params_to_values(infotext_to_params(parse_infotext(text), base))
+    return values_from_fields(parse_infotext(text), base)
+
+
+def values_from_fields(fields: Mapping[str, str], base: Txt2ImgParams) -> dict[str, Any]:
+    """Parsed infotext fields as form values (``values_from_infotext`` after the parse)."""
+    return params_to_values(infotext_to_params(fields, base))
 
 
 # ----- components -----
@@ -365,8 +370,7 @@ def paste_updates(form: Form, text: str, base: Txt2ImgParams) -> dict[gr.compone
     An unreadable value raises ValueError naming the field."""
     fields = parse_infotext(text)
     script_callbacks.infotext_pasted_callback(text, fields)
-    return {**form.updates(params_to_values(infotext_to_params(fields, base))), **script_paste_updates(form, fields)}
-
+    return {**form.updates(values_from_fields(fields, base)), **script_paste_updates(form, fields)}
 
 
 def script_arg_control(arg: Any, elem_id: str) -> gr.components.Component:

@@ -56,16 +56,15 @@ def install() -> None:
     if getattr(gr, _MARK, False):
         return
     for cls in _block_classes():
-        if "update" not in vars(cls) and not hasattr(cls, "update"):
+        if not hasattr(cls, "update"):
             cls.update = staticmethod(_update)
         for name in _event_names(cls):
             if name in vars(cls):
                 setattr(cls, name, _accepting_gradio3_keywords(vars(cls)[name]))
-    Block.style = _style
-    Blocks.load = _accepting_gradio3_keywords(Blocks.load)
-    for cls in _block_classes():
         if "__init__" in vars(cls):
             cls.__init__ = _forgiving_init(cls.__init__)
+    Block.style = _style
+    Blocks.load = _accepting_gradio3_keywords(Blocks.load)
     Component.__init__ = _hooked_component_init(Component.__init__)
     gr.Box = gr.Group
     gr.Variable = gr.State

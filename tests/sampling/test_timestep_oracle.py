@@ -183,7 +183,8 @@ class A1111UniPC:
             return self.vary_update(x, models, times, t, order, use_corrector)
         return self.bh_update(x, models, times, t, order, use_corrector)
 
-    def vary_update(self, x, models, times, t, order, use_corrector):
+    def differences(self, models, times, t, order):
+        """The step's start, its h in lambda, the ratios r_k (1 appended) and the scaled differences D1_k."""
         t0, m0 = times[-1], models[-1]
         h = self.lam(t) - self.lam(t0)
         rks, d1s = [], []
@@ -192,6 +193,10 @@ class A1111UniPC:
             rks.append(rk)
             d1s.append((models[-(i + 1)] - m0) / rk)
         rks.append(1.0)
+        return t0, m0, h, rks, d1s
+
+    def vary_update(self, x, models, times, t, order, use_corrector):
+        t0, m0, h, rks, d1s = self.differences(models, times, t, order)
         K = len(rks)
         rk_tensor = torch.tensor(rks, dtype=torch.float64)
         columns, col = [], torch.ones_like(rk_tensor)
@@ -226,14 +231,7 @@ class A1111UniPC:
         return x_t - alpha_t * h_phi_ks[K] * (model_t - m0) * float(A_c[k][-1]), model_t
 
     def bh_update(self, x, models, times, t, order, use_corrector):
-        t0, m0 = times[-1], models[-1]
-        h = self.lam(t) - self.lam(t0)
-        rks, d1s = [], []
-        for i in range(1, order):
-            rk = (self.lam(times[-(i + 1)]) - self.lam(t0)) / h
-            rks.append(rk)
-            d1s.append((models[-(i + 1)] - m0) / rk)
-        rks.append(1.0)
+        t0, m0, h, rks, d1s = self.differences(models, times, t, order)
         hh = -h
         h_phi_1 = math.expm1(hh)
         h_phi_k = h_phi_1 / hh - 1
